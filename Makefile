@@ -1,0 +1,42 @@
+# Thin wrapper over CMake.  `make` builds, `make demo` installs what is
+# missing and runs the tour, `make test` installs, builds and runs every
+# test through ctest.  SANITIZE=1 builds with ASan+UBSan in build-san/.
+
+SANITIZE ?= 0
+ifeq ($(SANITIZE),1)
+BUILD ?= build-san
+CMAKE_FLAGS += -DTIDE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+else
+BUILD ?= build
+CMAKE_FLAGS += -DCMAKE_BUILD_TYPE=RelWithDebInfo
+endif
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CTEST_FLAGS ?= --output-on-failure
+
+.PHONY: all build deps demo test bench clean install
+
+all: build
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+
+build: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+deps:
+	@scripts/install-deps.sh
+
+demo: deps build
+	$(BUILD)/tide scripts/examples/demo.lua
+
+test: deps build
+	cd $(BUILD) && ctest $(CTEST_FLAGS)
+
+bench: build
+	scripts/bench/run.sh
+
+install: build
+	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))
+
+clean:
+	rm -rf build build-san

@@ -1,0 +1,640 @@
+/*
+** task.c: tasks and the suspend/resume protocol.  A task is a Task
+** userdata holding the C record, with its coroutine in a uservalue; it is
+** anchored in the runtime's anchor table from spawn until it finishes.  This
+** file owns the task life cycle (spawn, resume, finish, cancel, interrupt),
+** the one shared continuation every wait returns through, waiter lists,
+** and the reporting of errors nobody retrieved.  Finished coroutines that
+** returned normally go back to a pool and carry the next task.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "../vm/compat.h"
+
+#define POOL_MAX 1024
+
+/* ---- waiter lists ---------------------------------------------------- */
+
+void tide_waitq_push(tide_waitq_t *q, tide_wait_t *w) {
+  w->next = NULL;
+  w->prev = q->tail;
+  if (q->tail) q->tail->next = w;
+  else q->head = w;
+  q->tail = w;
+  w->in_queue = 1;
+}
+
+void tide_waitq_remove(tide_waitq_t *q, tide_wait_t *w) {
+  if (!w->in_queue) return;
+  if (w->prev) w->prev->next = w->next;
+  else q->head = w->next;
+  if (w->next) w->next->prev = w->prev;
+  else q->tail = w->prev;
+  w->prev = w->next = NULL;
+  w->in_queue = 0;
+}
+
+tide_wait_t *tide_waitq_pop(tide_waitq_t *q) {
+  tide_wait_t *w = q->head;
+  if (w) tide_waitq_remove(q, w);
+  return w;
+}
+
+/* ---- the wait protocol ------------------------------------------------- */
+
+void tide_wait_init(tide_wait_t *w, tide_cancel_fn cancel,
+                    tide_resume_fn resume, void *data, unsigned flags) {
+  w->task = NULL;
+  w->cancel = cancel;
+  w->resume = resume;
+  w->data = data;
+  w->prev = w->next = NULL;
+  w->what = NULL;
+  w->flags = flags;
+  w->in_queue = 0;
+}
+
+tide_wait_t *tide_task_self_wait(tide_task_t *t) { return &t->self; }
+
+tide_task_t *tide_task_current(lua_State *L) {
+  tide_runtime_t *rt = tide__rt(L);
+  return rt ? rt->current : NULL;
+}
+
+tide_task_t *tide_async_check(lua_State *L, const char *op) {
+  tide_runtime_t *rt = tide__rt(L);
+  tide_task_t *t = rt ? rt->current : NULL;
+  tide_nest_t *n;
+  tide_deadline_t *d;
+  if (tide_unlikely(!t))
+    luaL_error(L, "%s: not inside a task (start one with tide.run or "
+               "tide.spawn)", op);
+  if (tide_unlikely(!lua_isyieldable(L))) goto noyield;
+  for (n = rt->nest; n; n = n->up)
+    if (!lua_isyieldable(n->from)) goto noyield;
+  if (tide_unlikely(t->cancel_pending)) {
+    t->cancel_pending = 0;
+    tide__error_cancelled(L, t);
+    lua_error(L);
+  }
+  for (d = t->deadlines; d; d = d->up) {
+    if (tide_unlikely(d->expired)) {
+      tide_error_push(L, "ETIMEDOUT", op, NULL, "deadline expired");
+      lua_error(L);
+    }
+  }
+  return t;
+noyield:
+  luaL_error(L, "%s: cannot suspend here (inside require, a __gc "
+             "metamethod, or a C function that cannot yield)", op);
+  return NULL;
+}
+
+/* The one continuation every wait returns through: the task was resumed
+** by the scheduler; deliver the outcome on its own stack. */
+static int wait_k(lua_State *L, int status, lua_KContext ctx) {
+  tide_task_t *t = (tide_task_t *)ctx;
+  tide_wait_t *w = t->wait;
+  (void)status;
+  t->wait = NULL;
+  switch (t->wake) {
+    case TIDE_WAKE_OK:
+      return (w && w->resume) ? w->resume(L, w) : 0;
+    case TIDE_WAKE_CANCELLED:
+      tide__error_cancelled(L, t);
+      return lua_error(L);
+    default:
+      tide_error_push(L, "ETIMEDOUT", w ? w->what : NULL, NULL,
+                      "deadline expired");
+      return lua_error(L);
+  }
+}
+
+/* Mark the running task as suspended on w; the caller yields. */
+static void suspend_on(tide_task_t *t, tide_wait_t *w, const char *what) {
+  w->task = t;
+  w->what = what;
+  t->wait = w;
+  t->wake = TIDE_WAKE_OK;
+  t->status = TIDE_TASK_WAITING;
+}
+
+int tide_wait_yield(lua_State *L, tide_wait_t *w, const char *what) {
+  tide_task_t *t = tide__rt(L)->current;
+  suspend_on(t, w, what);
+  return lua_yieldk(L, 0, (lua_KContext)t, wait_k);
+}
+
+/* Suspend and wake at once: the task goes to the back of the ready queue
+** (sleep(0)). */
+int tide__yield_ready(lua_State *L, tide_task_t *t) {
+  suspend_on(t, &t->self, "sleep");
+  t->self.cancel = NULL;
+  t->self.resume = NULL;
+  t->self.flags = TIDE_WAIT_DROPPABLE;
+  t->status = TIDE_TASK_READY;
+  tide__ready_push(t->rt, t);
+  return lua_yieldk(L, 0, (lua_KContext)t, wait_k);
+}
+
+void tide_wait_wake(tide_wait_t *w) {
+  tide_task_t *t = w->task;
+  if (!t || t->wait != w || t->status != TIDE_TASK_WAITING) return;
+  t->status = TIDE_TASK_READY;
+  t->wake = TIDE_WAKE_OK;
+  tide__ready_push(t->rt, t);
+}
+
+/* ---- spawning ---------------------------------------------------------- */
+
+/* Take a coroutine from the pool or make one. [-0, +1, m] */
+static lua_State *get_thread(lua_State *L, tide_runtime_t *rt) {
+  if (rt->npool > 0) {
+    lua_State *co;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->pool);
+    lua_rawgeti(L, -1, rt->npool);
+    co = lua_tothread(L, -1);
+    lua_pushnil(L);
+    lua_rawseti(L, -3, rt->npool);
+    rt->npool--;
+    lua_remove(L, -2);
+    return co;
+  }
+  return lua_newthread(L);
+}
+
+tide_task_t *tide_task_spawn(lua_State *L, int nargs) {
+  tide_runtime_t *rt = tide__rt(L);
+  tide_task_t *t;
+  lua_State *co;
+  lua_Debug ar;
+  luaL_checkstack(L, 4, NULL);
+  t = (tide_task_t *)lua_newuserdatauv(L, sizeof *t, TASK_NUV);
+  memset(t, 0, sizeof *t);
+  t->rt = rt;
+  t->ref = LUA_NOREF;
+  t->cancel_msg = LUA_NOREF;
+  t->sleep.index = -1;
+  luaL_setmetatable(L, TIDE_TASK_MT);
+  co = get_thread(L, rt);
+  t->L = co;
+  lua_setiuservalue(L, -2, TASK_UV_THREAD);
+  /* Where it was spawned: the nearest Lua function on the stack. */
+  if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "lf", &ar)) {
+    t->where_line = ar.currentline;
+    lua_setiuservalue(L, -2, TASK_UV_SRC); /* the spawning function */
+  }
+  /* [fn args... ud] -> [ud fn args...] then move fn and args to co. */
+  lua_rotate(L, -(nargs + 2), 1);
+  lua_xmove(L, co, nargs + 1);
+  t->narg = nargs;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->anchors);
+  lua_pushvalue(L, -2);
+  t->ref = luaL_ref(L, -2);
+  lua_pop(L, 1);
+  t->id = ++rt->next_id;
+  t->status = TIDE_TASK_PENDING;
+  t->next_live = rt->live;
+  if (rt->live) rt->live->prev_live = t;
+  rt->live = t;
+  rt->nlive++;
+  tide__ready_push(rt, t);
+  return t;
+}
+
+void tide_task_push(lua_State *L, tide_task_t *t) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->rt->anchors);
+  lua_rawgeti(L, -1, t->ref);
+  lua_remove(L, -2);
+}
+
+tide_task_t *tide_task_check(lua_State *L, int idx) {
+  return (tide_task_t *)luaL_checkudata(L, idx, TIDE_TASK_MT);
+}
+
+tide_task_status tide_task_status_of(const tide_task_t *t) {
+  return (tide_task_status)t->status;
+}
+
+/* ---- finishing ---------------------------------------------------------- */
+
+static int is_finished(const tide_task_t *t) {
+  return t->status >= TIDE_TASK_DONE;
+}
+
+void tide__watch_notify(tide_wait_t *w, tide_task_t *done);
+
+/* Wake everyone awaiting t. */
+static void wake_awaiters(tide_task_t *t) {
+  tide_wait_t *w;
+  while ((w = tide_waitq_pop(&t->awaiters)) != NULL) {
+    if (w->flags & TIDE__WAIT_WATCH) tide__watch_notify(w, t);
+    else tide_wait_wake(w);
+  }
+}
+
+/* The task's function returned (st == LUA_OK, nres results on co) or
+** raised (error value on top of co).  Store the outcome in the Task
+** userdata, release the coroutine, unanchor, and wake the awaiters. */
+static void finish(tide_task_t *t, int st, int nres) {
+  tide_runtime_t *rt = t->rt;
+  lua_State *L = rt->L;
+  lua_State *co = t->L;
+  luaL_checkstack(L, nres + 4, "too many results");
+  tide_task_push(L, t);                           /* ud */
+  if (st == LUA_OK) {
+    t->nres = nres;
+    if (nres == 1) {
+      lua_xmove(co, L, 1);
+      lua_setiuservalue(L, -2, TASK_UV_RESULT);
+    } else if (nres > 1) {
+      int i;
+      lua_createtable(L, nres, 0);
+      lua_xmove(co, L, nres);
+      for (i = nres; i >= 1; i--) lua_rawseti(L, -(i + 1), i);
+      lua_setiuservalue(L, -2, TASK_UV_RESULT);
+    }
+    t->status = TIDE_TASK_DONE;
+    /* The coroutine is clean again: pool it for the next spawn. */
+    lua_settop(co, 0);
+    if (rt->npool < POOL_MAX && !rt->closing) {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, rt->pool);
+      lua_pushthread(co);
+      lua_xmove(co, L, 1);
+      lua_rawseti(L, -2, ++rt->npool);
+      lua_pop(L, 1);
+    }
+    lua_pushnil(L);
+    lua_setiuservalue(L, -2, TASK_UV_THREAD);
+  } else {
+    lua_xmove(co, L, 1);                          /* ud err */
+    tide__error_add_traceback(L, -1, co);
+    t->status = tide_error_is(L, -1, "ECANCELED") ? TIDE_TASK_CANCELLED
+                                                   : TIDE_TASK_FAILED;
+    lua_setiuservalue(L, -2, TASK_UV_RESULT);
+    /* Keep the dead coroutine (uservalue THREAD) so a report can still
+    ** print its traceback. */
+  }
+  lua_pop(L, 1);
+  if (t->cancel_msg != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, t->cancel_msg);
+    t->cancel_msg = LUA_NOREF;
+  }
+  /* unlink from the live list */
+  if (t->prev_live) t->prev_live->next_live = t->next_live;
+  else rt->live = t->next_live;
+  if (t->next_live) t->next_live->prev_live = t->prev_live;
+  t->prev_live = t->next_live = NULL;
+  rt->nlive--;
+  wake_awaiters(t);
+  if (t == rt->run_target ||
+      (t == rt->main && t->status != TIDE_TASK_DONE))
+    uv_stop(rt->loop);
+  /* Unanchor last: from here the GC may collect the userdata. */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->anchors);
+  luaL_unref(L, -1, t->ref);
+  lua_pop(L, 1);
+  t->ref = LUA_NOREF;
+}
+
+/* Finish a task that never ran because it was cancelled first. */
+static void finish_unstarted(tide_task_t *t) {
+  lua_settop(t->L, 0);
+  tide__error_cancelled(t->L, t);
+  finish(t, LUA_ERRRUN, 0);
+}
+
+void tide__task_resume(tide_task_t *t) {
+  tide_runtime_t *rt = t->rt;
+  int st, nres = 0;
+  if (t->status == TIDE_TASK_PENDING && t->cancel_pending) {
+    finish_unstarted(t);
+    return;
+  }
+  if (t->status != TIDE_TASK_PENDING && t->status != TIDE_TASK_READY)
+    return;
+  t->status = TIDE_TASK_RUNNING;
+  rt->current = t;
+  st = lua_resume(t->L, rt->L, t->narg, &nres);
+  rt->current = NULL;
+  rt->nest = NULL;
+  t->narg = 0;
+  if (st == LUA_YIELD) {
+    lua_pop(t->L, nres);
+    if (t->status == TIDE_TASK_RUNNING) {
+      /* A bare coroutine.yield() in the task body: treat it as sleep(0). */
+      t->status = TIDE_TASK_READY;
+      t->wait = NULL;
+      t->wake = TIDE_WAKE_OK;
+      tide__ready_push(rt, t);
+    }
+    return;
+  }
+  finish(t, st, nres);
+}
+
+/* ---- cancellation -------------------------------------------------------- */
+
+/* Interrupt t's current wait with ECANCELED or ETIMEDOUT.  Runs no Lua:
+** callers include timer callbacks.  A running task, or a woken task whose
+** result must not be dropped, gets the cancel at its next await point. */
+void tide__task_interrupt(tide_task_t *t, int why) {
+  tide_wait_t *w;
+  switch (t->status) {
+    case TIDE_TASK_PENDING:
+      if (why == TIDE_WAKE_CANCELLED) t->cancel_pending = 1;
+      return;
+    case TIDE_TASK_RUNNING:
+      if (why == TIDE_WAKE_CANCELLED) t->cancel_pending = 1;
+      return;
+    case TIDE_TASK_READY:
+      w = t->wait;
+      if (!w || (w->flags & TIDE_WAIT_DROPPABLE)) {
+        t->wake = (uint8_t)why;
+        t->wait = NULL;
+        if (w) w->task = NULL;
+      } else if (why == TIDE_WAKE_CANCELLED) {
+        t->cancel_pending = 1;
+      }
+      return;
+    case TIDE_TASK_WAITING:
+      w = t->wait;
+      t->wake = (uint8_t)why;
+      t->status = TIDE_TASK_READY;
+      t->wait = NULL;
+      if (w) {
+        if (w->cancel) w->cancel(w);
+        w->task = NULL;
+      }
+      tide__ready_push(t->rt, t);
+      return;
+    default:
+      return;
+  }
+}
+
+void tide_task_cancel(tide_task_t *t, const char *msg) {
+  lua_State *L = t->rt->L;
+  if (is_finished(t)) return;
+  if (msg && t->cancel_msg == LUA_NOREF && L) {
+    lua_pushstring(L, msg);
+    t->cancel_msg = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  tide__task_interrupt(t, TIDE_WAKE_CANCELLED);
+}
+
+void tide__cancel_all(tide_runtime_t *rt) {
+  tide_task_t *t, *next;
+  for (t = rt->live; t; t = next) {
+    next = t->next_live;
+    if (t != rt->current) tide__task_interrupt(t, TIDE_WAKE_CANCELLED);
+  }
+}
+
+/* ---- outcomes and reports ------------------------------------------------ */
+
+/* Push the outcome of the finished task whose userdata is at idx: results
+** (returns their count) or the error (returns -1). [-0, +n, m] */
+int tide__task_outcome_at(lua_State *L, int idx, tide_task_t *t) {
+  idx = lua_absindex(L, idx);
+  if (t->status == TIDE_TASK_DONE) {
+    int i, n = t->nres;
+    if (n == 0) return 0;
+    lua_getiuservalue(L, idx, TASK_UV_RESULT);
+    if (n == 1) return 1;
+    luaL_checkstack(L, n, "too many results");
+    for (i = 1; i <= n; i++) lua_rawgeti(L, -i, i);
+    lua_remove(L, -(n + 1));
+    return n;
+  }
+  t->retrieved = 1;
+  lua_getiuservalue(L, idx, TASK_UV_RESULT);
+  return -1;
+}
+
+const char *tide__status_name(int status) {
+  switch (status) {
+    case TIDE_TASK_PENDING: return "pending";
+    case TIDE_TASK_RUNNING: return "running";
+    case TIDE_TASK_READY:
+    case TIDE_TASK_WAITING: return "waiting";
+    case TIDE_TASK_DONE: return "done";
+    case TIDE_TASK_FAILED: return "failed";
+    default: return "cancelled";
+  }
+}
+
+/* Push the task's name ("task-<id>" unless set). [-0, +1, m] */
+int tide__task_push_name(lua_State *L, tide_task_t *t) {
+  lua_pushfstring(L, "task-%d", (int)t->id);
+  return 1;
+}
+
+/* Push "source:line" of where the task at idx was spawned, or nil. */
+static void push_where(lua_State *L, int idx, tide_task_t *t) {
+  idx = lua_absindex(L, idx);
+  if (lua_getiuservalue(L, idx, TASK_UV_SRC) == LUA_TFUNCTION) {
+    lua_Debug ar;
+    lua_getinfo(L, ">S", &ar);
+    lua_pushfstring(L, "%s:%d", ar.short_src, t->where_line);
+  } else {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+  }
+}
+
+/* Print a failed task's error that nobody retrieved to stderr. */
+static void report(lua_State *L, int idx, tide_task_t *t) {
+  const char *msg, *tb = NULL;
+  idx = lua_absindex(L, idx);
+  if (t->reported || t->retrieved || t->status != TIDE_TASK_FAILED) return;
+  t->reported = 1;
+  t->rt->unretrieved++;
+  lua_getiuservalue(L, idx, TASK_UV_RESULT);
+  msg = luaL_tolstring(L, -1, NULL);
+  if (tide_error_is(L, -2, NULL)) {
+    lua_getfield(L, -2, "traceback");
+    tb = lua_tostring(L, -1);
+  } else {
+    lua_State *co;
+    lua_getiuservalue(L, idx, TASK_UV_THREAD);
+    co = lua_tothread(L, -1);
+    if (co) {
+      luaL_traceback(L, co, NULL, 0);
+      lua_remove(L, -2);
+      tb = lua_tostring(L, -1);
+    }
+  }
+  if (lua_getiuservalue(L, idx, TASK_UV_NAME) != LUA_TSTRING) {
+    lua_pop(L, 1);
+    tide__task_push_name(L, t);
+  }
+  push_where(L, idx, t);
+  fprintf(stderr, "tide: error in %s (spawned at %s) was never retrieved:"
+          "\n%s\n%s\n", lua_tostring(L, -2),
+          lua_isnil(L, -1) ? "?" : lua_tostring(L, -1), msg,
+          tb ? tb : "");
+  fflush(stderr);
+  lua_settop(L, idx);
+}
+
+/* ---- the Task type ------------------------------------------------------- */
+
+static int task_await(lua_State *L);
+
+static void await_cancel(tide_wait_t *w) {
+  tide_task_t *target = (tide_task_t *)w->data;
+  tide_waitq_remove(&target->awaiters, w);
+  /* asyncio's rule: cancelling the awaiter cancels what it awaits, unless
+  ** the await is shielded. */
+  if (!(w->flags & TIDE__WAIT_SHIELD))
+    tide__task_interrupt(target, TIDE_WAKE_CANCELLED);
+}
+
+static int await_resume(lua_State *L, tide_wait_t *w) {
+  tide_task_t *target = (tide_task_t *)w->data;
+  int n = tide__task_outcome_at(L, 1, target);
+  if (n < 0) return lua_error(L);
+  return n;
+}
+
+/* Await the task at index 1 (shielded or not). */
+int tide__task_await(lua_State *L, int shield) {
+  tide_task_t *t = tide_task_check(L, 1);
+  tide_task_t *me;
+  tide_wait_t *w;
+  lua_settop(L, 1);
+  if (is_finished(t)) {
+    int n = tide__task_outcome_at(L, 1, t);
+    if (n < 0) return lua_error(L);
+    return n;
+  }
+  me = tide_async_check(L, "tide.await");
+  if (me == t) return luaL_error(L, "a task cannot await itself");
+  w = &me->self;
+  tide_wait_init(w, await_cancel, await_resume, t,
+                 TIDE_WAIT_DROPPABLE | (shield ? TIDE__WAIT_SHIELD : 0));
+  tide_waitq_push(&t->awaiters, w);
+  return tide_wait_yield(L, w, "await");
+}
+
+static int task_await(lua_State *L) { return tide__task_await(L, 0); }
+
+int tide_task_outcome(lua_State *L, int idx) {
+  tide_task_t *t = tide_task_check(L, idx);
+  if (!is_finished(t)) return -2;
+  return tide__task_outcome_at(L, idx, t);
+}
+
+static int task_cancel(lua_State *L) {
+  tide_task_t *t = tide_task_check(L, 1);
+  const char *msg = luaL_optstring(L, 2, NULL);
+  int was = !is_finished(t);
+  tide_task_cancel(t, msg);
+  lua_pushboolean(L, was);
+  return 1;
+}
+
+static int task_done(lua_State *L) {
+  lua_pushboolean(L, is_finished(tide_task_check(L, 1)));
+  return 1;
+}
+
+static int task_cancelled(lua_State *L) {
+  lua_pushboolean(L, tide_task_check(L, 1)->status == TIDE_TASK_CANCELLED);
+  return 1;
+}
+
+static int task_result(lua_State *L) {
+  tide_task_t *t = tide_task_check(L, 1);
+  int n;
+  if (!is_finished(t))
+    return tide_error_raisef(L, "EAGAIN", "task:result", "task %s is %s",
+                             lua_tostring(L, (tide__task_push_name(L, t), -1)),
+                             tide__status_name(t->status));
+  n = tide__task_outcome_at(L, 1, t);
+  if (n < 0) return lua_error(L);
+  return n;
+}
+
+static int task__index(lua_State *L) {
+  tide_task_t *t = tide_task_check(L, 1);
+  const char *k = lua_tostring(L, 2);
+  if (k) {
+    if (strcmp(k, "status") == 0) {
+      lua_pushstring(L, tide__status_name(t->status));
+      return 1;
+    }
+    if (strcmp(k, "name") == 0) {
+      if (lua_getiuservalue(L, 1, TASK_UV_NAME) == LUA_TNIL) {
+        lua_pop(L, 1);
+        tide__task_push_name(L, t);
+      }
+      return 1;
+    }
+    if (strcmp(k, "id") == 0) {
+      lua_pushinteger(L, (lua_Integer)t->id);
+      return 1;
+    }
+    if (strcmp(k, "where") == 0) {
+      push_where(L, 1, t);
+      return 1;
+    }
+  }
+  lua_pushvalue(L, 2);
+  lua_rawget(L, lua_upvalueindex(1));
+  return 1;
+}
+
+static int task__newindex(lua_State *L) {
+  tide_task_check(L, 1);
+  if (strcmp(luaL_checkstring(L, 2), "name") != 0)
+    return luaL_error(L, "Task field '%s' is read-only", lua_tostring(L, 2));
+  luaL_checkstring(L, 3);
+  lua_settop(L, 3);
+  lua_setiuservalue(L, 1, TASK_UV_NAME);
+  return 0;
+}
+
+static int task__tostring(lua_State *L) {
+  tide_task_t *t = tide_task_check(L, 1);
+  lua_getfield(L, 1, "name");
+  lua_pushfstring(L, "Task %d (%s) %s", (int)t->id, lua_tostring(L, -1),
+                  tide__status_name(t->status));
+  return 1;
+}
+
+static int task__gc(lua_State *L) {
+  tide_task_t *t = tide_task_check(L, 1);
+  if (t->status == TIDE_TASK_FAILED && !t->retrieved) report(L, 1, t);
+  return 0;
+}
+
+static const luaL_Reg task_methods[] = {
+  {"await", task_await},
+  {"cancel", task_cancel},
+  {"done", task_done},
+  {"cancelled", task_cancelled},
+  {"result", task_result},
+  {NULL, NULL}
+};
+
+void tide__task_open(lua_State *L) {
+  if (luaL_newmetatable(L, TIDE_TASK_MT)) {
+    luaL_newlib(L, task_methods);
+    lua_pushcclosure(L, task__index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, task__newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushcfunction(L, task__tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushcfunction(L, task__gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushliteral(L, "tide.Task");
+    lua_setfield(L, -2, "__name");
+  }
+  lua_pop(L, 1);
+}

@@ -1,0 +1,7 @@
+describe("smoke", function()
+  it("sleeps inside it", function()
+    local t0 = tide.now()
+    tide.sleep(0.01)
+    assert.is_true(tide.now() - t0 >= 0.009)
+  end)
+end)

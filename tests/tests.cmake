@@ -1,0 +1,24 @@
+# Test registration: one CTest entry per busted spec (run under the tide
+# binary itself) and one per C test in tests/c/.
+find_program(BUSTED busted REQUIRED)
+file(GLOB LUA_SPECS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/lua/*_spec.lua)
+foreach(spec ${LUA_SPECS})
+  get_filename_component(name ${spec} NAME_WE)
+  string(REGEX REPLACE "_spec$" "" name ${name})
+  add_test(NAME lua_${name}
+    COMMAND ${BUSTED} --lua=$<TARGET_FILE:tide> -o utfTerminal
+            --helper=${CMAKE_SOURCE_DIR}/tests/lua/helper.lua ${spec}
+    WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(lua_${name} PROPERTIES TIMEOUT 300
+    ENVIRONMENT "TIDE_BIN=$<TARGET_FILE:tide>;TIDE_BUILD=${CMAKE_BINARY_DIR};TIDE_ROOT=${CMAKE_SOURCE_DIR}")
+endforeach()
+
+file(GLOB C_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/c/test_*.c)
+foreach(src ${C_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  add_executable(${name} ${src})
+  target_link_libraries(${name} PRIVATE tide_shared)
+  target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests/c)
+  add_test(NAME c_${name} COMMAND ${name} WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(c_${name} PROPERTIES TIMEOUT 120)
+endforeach()

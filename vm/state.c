@@ -1,0 +1,192 @@
+/*
+** state.c: making a lua_State into a tide runtime.  It opens the standard
+** libraries, creates the runtime record and the registry tables the engine
+** anchors tasks in, patches the coroutine library, lists every stdlib
+** module in package.preload (Lua sources are compiled into the binary as
+** text and loaded lazily, with chunk names pointing at their real files),
+** and sets the `tide`, `async` and `await` globals.  It also owns the public
+** create/close/spawn-a-chunk entry points.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include <lualib.h>
+
+#include "../runtime/internal.h"
+#include "compat.h"
+#include "modules.h"
+
+/* package.preload loader for an embedded Lua module: upvalue 1 is the
+** index into tide__modules. [-0, +1, e] */
+static int load_embedded(lua_State *L) {
+  const tide_module_t *m =
+      &tide__modules[lua_tointeger(L, lua_upvalueindex(1))];
+  if (luaL_loadbufferx(L, m->src, m->len, m->chunk, "t") != LUA_OK)
+    return lua_error(L);
+  lua_pushstring(L, m->name);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+void tide_module_register(tide_runtime_t *rt, const char *name,
+                          lua_CFunction open) {
+  lua_State *L = rt->L;
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, open);
+  lua_setfield(L, -2, name);
+  lua_pop(L, 1);
+}
+
+void tide__preload_stdlib(lua_State *L) {
+  int i;
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  for (i = 0; tide__modules[i].name; i++) {
+    const tide_module_t *m = &tide__modules[i];
+    if (m->open) {
+      lua_pushcfunction(L, m->open);
+    } else {
+      lua_pushinteger(L, i);
+      lua_pushcclosure(L, load_embedded, 1);
+    }
+    lua_setfield(L, -2, m->name);
+  }
+  lua_pushcfunction(L, tide__open_core);
+  lua_setfield(L, -2, "tide._core");
+  lua_pop(L, 1);
+}
+
+static int new_ref_table(lua_State *L, const char *mode) {
+  lua_newtable(L);
+  if (mode) {
+    lua_createtable(L, 0, 1);
+    lua_pushstring(L, mode);
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+  }
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/* Turn L into a runtime on `loop` (NULL: own one).  Opens the tide table
+** and globals.  Returns NULL if the loop cannot be made. */
+static tide_runtime_t *setup(lua_State *L, uv_loop_t *loop) {
+  tide_runtime_t *rt = tide__runtime_create(L, loop);
+  if (!rt) return NULL;
+  rt->anchors = new_ref_table(L, NULL);
+  rt->pool = new_ref_table(L, NULL);
+  rt->busy = new_ref_table(L, "k");
+  lua_pushlightuserdata(L, rt);
+  lua_setfield(L, LUA_REGISTRYINDEX, "tide.runtime");
+  tide__error_open(L);
+  tide__task_open(L);
+  tide__coroutine_patch(L);
+  tide__preload_stdlib(L);
+  return rt;
+}
+
+/* Require "tide" and set the globals.  [-0, +0, e] */
+static int open_globals(lua_State *L) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "tide");
+  lua_call(L, 1, 1);
+  lua_pushvalue(L, -1);
+  lua_setglobal(L, "tide");
+  lua_getfield(L, -1, "async");
+  lua_setglobal(L, "async");
+  lua_getfield(L, -1, "await");
+  lua_setglobal(L, "await");
+  lua_pop(L, 2);
+  return 0;
+}
+
+tide_runtime_t *tide_runtime_new(uv_loop_t *loop) {
+  lua_State *L = luaL_newstate();
+  tide_runtime_t *rt;
+  if (!L) return NULL;
+  luaL_openlibs(L);
+  rt = setup(L, loop);
+  if (!rt) {
+    lua_close(L);
+    return NULL;
+  }
+  lua_pushcfunction(L, open_globals);
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+    lua_pop(L, 1);
+    tide__runtime_destroy(rt, 1);
+    return NULL;
+  }
+  return rt;
+}
+
+void tide_runtime_close(tide_runtime_t *rt) {
+  if (rt) tide__runtime_destroy(rt, 1);
+}
+
+int tide_spawn_file(tide_runtime_t *rt, const char *path, int nargs) {
+  lua_State *L = rt->L;
+  int st = luaL_loadfile(L, path);
+  if (st != LUA_OK) {
+    lua_insert(L, -(nargs + 1));  /* keep only the message */
+    lua_pop(L, nargs);
+    return st;
+  }
+  lua_insert(L, -(nargs + 1));
+  tide_task_spawn(L, nargs);
+  return LUA_OK;
+}
+
+int tide_spawn_string(tide_runtime_t *rt, const char *code,
+                      const char *chunkname, int nargs) {
+  lua_State *L = rt->L;
+  int st = luaL_loadbufferx(L, code, strlen(code),
+                            chunkname ? chunkname : code, "t");
+  if (st != LUA_OK) return st;
+  lua_insert(L, -(nargs + 1));
+  tide_task_spawn(L, nargs);
+  return LUA_OK;
+}
+
+/* When tide is loaded into a stock Lua host, the runtime is torn down when
+** that host closes its state: this sentinel's finalizer does it. */
+static int host_runtime_gc(lua_State *L) {
+  tide_runtime_t **p = (tide_runtime_t **)lua_touserdata(L, 1);
+  if (*p) {
+    (*p)->closing = 1;
+    tide__runtime_destroy(*p, 0);
+    *p = NULL;
+  }
+  return 0;
+}
+
+int luaopen_tide(lua_State *L) {
+  tide_runtime_t *rt;
+  /* A stock host never initialises the extra space, so look in the
+  ** registry to know whether this state is a runtime already. */
+  lua_getfield(L, LUA_REGISTRYINDEX, "tide.runtime");
+  rt = (tide_runtime_t *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (!rt) {
+    tide_runtime_t **p;
+    rt = setup(L, NULL);
+    if (!rt) return luaL_error(L, "tide: cannot create an event loop");
+    p = (tide_runtime_t **)lua_newuserdatauv(L, sizeof *p, 0);
+    *p = rt;
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, host_runtime_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, "tide.host_runtime");
+  }
+  /* The Lua half of the tide table. */
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_getfield(L, -1, "tide");
+  lua_remove(L, -2);
+  lua_pushliteral(L, "tide");
+  lua_call(L, 1, 1);
+  lua_pushvalue(L, -1);
+  lua_setglobal(L, "tide");
+  lua_getfield(L, -1, "async");
+  lua_setglobal(L, "async");
+  lua_getfield(L, -1, "await");
+  lua_setglobal(L, "await");
+  return 1;
+}
