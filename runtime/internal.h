@@ -113,6 +113,9 @@ struct tide_runtime {
   int exit_code;
   tide_task_t *main;        /* the CLI's main task, if any */
   tide_task_t *run_target;  /* the task tide.run waits for */
+  tide_task_t *interrupt_target; /* cancelled by Ctrl-C (SIGINT): the main
+                               task by default, the statement being run
+                               at the REPL */
 };
 
 /* runtime/loop.c */
