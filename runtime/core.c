@@ -49,15 +49,14 @@ static int core_spawn(lua_State *L) {
 static int future_await(lua_State *L);
 
 static int core_await(lua_State *L) {
+  tide_task_t *t = tide__task_test(L, 1);
+  if (t) return tide__task_await(L, t, 0);
   if (luaL_testudata(L, 1, FUTURE_MT)) return future_await(L);
-  if (!luaL_testudata(L, 1, TIDE_TASK_MT))
-    return luaL_typeerror(L, 1, "Task or Future");
-  return tide__task_await(L, 0);
+  return luaL_typeerror(L, 1, "Task or Future");
 }
 
 static int core_shield(lua_State *L) {
-  tide_task_check(L, 1);
-  return tide__task_await(L, 1);
+  return tide__task_await(L, tide_task_check(L, 1), 1);
 }
 
 /* ---- futures ------------------------------------------------------------ */
@@ -446,7 +445,7 @@ static int core_dump(lua_State *L) {
       luaL_addstring(&b, t->wait->what);
     }
     if (!lua_isnil(L, -1)) {
-      luaL_addstring(&b, ", spawned at ");
+      luaL_addstring(&b, ", ");
       lua_pushvalue(L, -1);
       luaL_addvalue(&b);
     }
@@ -459,6 +458,34 @@ static int core_dump(lua_State *L) {
     lua_settop(L, ud - 1);
   }
   luaL_pushresult(&b);
+  return 1;
+}
+
+static void count_handle(uv_handle_t *h, void *arg) {
+  if (uv_is_active(h) && uv_has_ref(h)) (*(int *)arg)++;
+}
+
+/* tide._stats() -> {tasks=, ready=, timers=, handles=, requests=}: what is
+** alive, for tests that check a cancel left nothing behind.  `handles`
+** counts active, referenced libuv handles other than tide's own timer and
+** idle handle. */
+static int core_stats(lua_State *L) {
+  tide_runtime_t *rt = tide__rt(L);
+  int handles = 0;
+  uv_walk(rt->loop, count_handle, &handles);
+  if (uv_is_active((uv_handle_t *)rt->timer)) handles--;
+  if (uv_is_active((uv_handle_t *)rt->idle)) handles--;
+  lua_createtable(L, 0, 5);
+  lua_pushinteger(L, (lua_Integer)rt->nlive);
+  lua_setfield(L, -2, "tasks");
+  lua_pushinteger(L, (lua_Integer)rt->nready);
+  lua_setfield(L, -2, "ready");
+  lua_pushinteger(L, (lua_Integer)rt->nheap);
+  lua_setfield(L, -2, "timers");
+  lua_pushinteger(L, handles);
+  lua_setfield(L, -2, "handles");
+  lua_pushinteger(L, (lua_Integer)rt->loop->active_reqs.count);
+  lua_setfield(L, -2, "requests");
   return 1;
 }
 
@@ -682,6 +709,7 @@ static const luaL_Reg core_funcs[] = {
   {"exit", core_exit},
   {"_watch", core_watch},
   {"_deadline", core_deadline},
+  {"_stats", core_stats},
   {NULL, NULL}
 };
 

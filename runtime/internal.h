@@ -68,8 +68,13 @@ struct tide_task {
                                the function's prototype; copied on demand) */
 };
 
-/* Uservalue slots of a Task userdata. */
-enum { TASK_UV_THREAD = 1, TASK_UV_RESULT, TASK_UV_NAME, TASK_UV_SRC,
+/* Uservalue slots of a Task userdata.  A pending task has no coroutine
+** yet: THREAD holds its function and RESULT its argument(s) (one value, or
+** a table when there are several), so tasks that are spawned in bulk cost
+** no coroutine until they run.  While it runs THREAD is the coroutine;
+** once finished, RESULT holds the result(s) or the error, and THREAD the
+** traceback of a plain (non tide.Error) error. */
+enum { TASK_UV_THREAD = 1, TASK_UV_RESULT, TASK_UV_SRC,
        TASK_NUV = TASK_UV_SRC };
 
 /* A frame of the chain of user coroutines a task is running through
@@ -104,8 +109,16 @@ struct tide_runtime {
   int draining;
   int running;              /* inside tide.run */
   int anchors;              /* registry ref: table of live tasks */
+  int *anchor_free;         /* free slots of the anchor table */
+  int nanchor_free, anchor_cap, anchor_top;
+  int task_mt_ref;          /* registry ref of the Task metatable */
+  const void *task_mt;      /* ... and its address, for fast checks */
   int pool;                 /* registry ref: table of reusable threads */
+  int stack_anchors;        /* while draining: stack indices of the anchor */
+  int stack_pool;           /* and pool tables on rt->L, else 0 */
+  int debug;                /* TIDE_DEBUG: record exact spawn lines */
   int npool;
+  int names;                /* registry ref: weak table task -> name */
   int busy;                 /* registry ref: weak set of coroutines
                                suspended under a task */
   int unretrieved;          /* unretrieved task errors reported */
@@ -136,10 +149,11 @@ int tide__timers_close(tide_runtime_t *rt);
 void tide__task_resume(tide_task_t *t);
 void tide__task_interrupt(tide_task_t *t, int why);
 int tide__task_outcome_at(lua_State *L, int idx, tide_task_t *t);
-int tide__task_await(lua_State *L, int shield);
+tide_task_t *tide__task_test(lua_State *L, int idx);
+int tide__task_await(lua_State *L, tide_task_t *t, int shield);
 int tide__yield_ready(lua_State *L, tide_task_t *t);
 const char *tide__status_name(int status);
-int tide__task_push_name(lua_State *L, tide_task_t *t);
+int tide__task_push_name(lua_State *L, int idx, tide_task_t *t);
 void tide__task_open(lua_State *L);
 void tide__cancel_all(tide_runtime_t *rt);
 

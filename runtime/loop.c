@@ -64,6 +64,13 @@ void tide__drain(tide_runtime_t *rt) {
   if (rt->draining || rt->current) return;
   rt->draining = 1;
   budget = rt->nready + DRAIN_BUDGET;
+  /* Keep the anchor and pool tables on the main thread's stack for the
+  ** whole drain: starting and finishing tasks index them constantly. */
+  lua_checkstack(rt->L, 8);
+  lua_rawgeti(rt->L, LUA_REGISTRYINDEX, rt->anchors);
+  rt->stack_anchors = lua_gettop(rt->L);
+  lua_rawgeti(rt->L, LUA_REGISTRYINDEX, rt->pool);
+  rt->stack_pool = lua_gettop(rt->L);
   while (rt->ready_head && budget-- > 0) {
     tide_task_t *t = rt->ready_head;
     rt->ready_head = t->next_ready;
@@ -72,6 +79,8 @@ void tide__drain(tide_runtime_t *rt) {
     t->next_ready = NULL;
     tide__task_resume(t);
   }
+  lua_settop(rt->L, rt->stack_anchors - 1);
+  rt->stack_anchors = rt->stack_pool = 0;
   rt->draining = 0;
   tide__keepalive_update(rt);
 }
@@ -172,6 +181,7 @@ int tide__runtime_destroy(tide_runtime_t *rt, int close_lua) {
   }
   unretrieved = rt->unretrieved;
   free(rt->heap);
+  free(rt->anchor_free);
   free(rt);
   return unretrieved;
 }

@@ -14,7 +14,7 @@
 #include "internal.h"
 #include "../vm/compat.h"
 
-#define POOL_MAX 1024
+#define POOL_MAX 256
 
 /* ---- waiter lists ---------------------------------------------------- */
 
@@ -150,16 +150,58 @@ void tide_wait_wake(tide_wait_t *w) {
 
 /* ---- spawning ---------------------------------------------------------- */
 
+/* Anchor the Task userdata on top of L in the anchor table, so the GC
+** keeps an unfinished task alive however the program drops it.  Slots are
+** managed here rather than with luaL_ref: it is the spawn hot path. */
+static void anchor(lua_State *L, tide_runtime_t *rt, tide_task_t *t) {
+  int slot;
+  if (rt->nanchor_free > 0) {
+    slot = rt->anchor_free[--rt->nanchor_free];
+  } else {
+    slot = ++rt->anchor_top;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->anchors);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, slot);
+  lua_pop(L, 1);
+  t->ref = slot;
+}
+
+static void unanchor(lua_State *L, tide_runtime_t *rt, tide_task_t *t) {
+  if (rt->nanchor_free == rt->anchor_cap) {
+    int cap = rt->anchor_cap ? rt->anchor_cap * 2 : 256;
+    int *f = realloc(rt->anchor_free, (size_t)cap * sizeof *f);
+    if (!f) abort();
+    rt->anchor_free = f;
+    rt->anchor_cap = cap;
+  }
+  if (L == rt->L && rt->stack_anchors) {
+    lua_pushnil(L);
+    lua_rawseti(L, rt->stack_anchors, t->ref);
+  } else {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->anchors);
+    lua_pushnil(L);
+    lua_rawseti(L, -2, t->ref);
+    lua_pop(L, 1);
+  }
+  rt->anchor_free[rt->nanchor_free++] = t->ref;
+  t->ref = LUA_NOREF;
+}
+
 /* Take a coroutine from the pool or make one. [-0, +1, m] */
 static lua_State *get_thread(lua_State *L, tide_runtime_t *rt) {
   if (rt->npool > 0) {
     lua_State *co;
+    /* The slot keeps its reference until a finished coroutine overwrites
+    ** it: clearing it would cost a table write per spawn, and the
+    ** coroutine is in use (so alive) meanwhile. */
+    if (L == rt->L && rt->stack_pool) {
+      lua_rawgeti(L, rt->stack_pool, rt->npool--);
+      return lua_tothread(L, -1);
+    }
     lua_rawgeti(L, LUA_REGISTRYINDEX, rt->pool);
-    lua_rawgeti(L, -1, rt->npool);
+    lua_rawgeti(L, -1, rt->npool--);
     co = lua_tothread(L, -1);
-    lua_pushnil(L);
-    lua_rawseti(L, -3, rt->npool);
-    rt->npool--;
     lua_remove(L, -2);
     return co;
   }
@@ -169,32 +211,48 @@ static lua_State *get_thread(lua_State *L, tide_runtime_t *rt) {
 tide_task_t *tide_task_spawn(lua_State *L, int nargs) {
   tide_runtime_t *rt = tide__rt(L);
   tide_task_t *t;
-  lua_State *co;
   lua_Debug ar;
+  int base = lua_gettop(L) - nargs; /* index of the function */
   luaL_checkstack(L, 4, NULL);
   t = (tide_task_t *)lua_newuserdatauv(L, sizeof *t, TASK_NUV);
   memset(t, 0, sizeof *t);
   t->rt = rt;
-  t->ref = LUA_NOREF;
   t->cancel_msg = LUA_NOREF;
   t->sleep.index = -1;
-  luaL_setmetatable(L, TIDE_TASK_MT);
-  co = get_thread(L, rt);
-  t->L = co;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->task_mt_ref);
+  lua_setmetatable(L, -2);
+  /* The function and its arguments wait in the uservalues until the task
+  ** first runs. */
+  if (nargs == 1) {
+    lua_pushvalue(L, base + 1);
+    lua_setiuservalue(L, -2, TASK_UV_RESULT);
+  } else if (nargs > 1) {
+    int i;
+    lua_createtable(L, nargs, 0);
+    for (i = 1; i <= nargs; i++) {
+      lua_pushvalue(L, base + i);
+      lua_rawseti(L, -2, i);
+    }
+    lua_setiuservalue(L, -2, TASK_UV_RESULT);
+  }
+  lua_pushvalue(L, base);
   lua_setiuservalue(L, -2, TASK_UV_THREAD);
-  /* Where it was spawned: the nearest Lua function on the stack. */
-  if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "lf", &ar)) {
+  /* Where it was spawned.  Finding the caller's current line costs about
+  ** as much as the rest of a spawn, so, as asyncio does, only debug mode
+  ** (TIDE_DEBUG=1) records it; otherwise the task's function stands for
+  ** its origin (reports show where that function is defined). */
+  if (rt->debug && lua_getstack(L, 1, &ar) && lua_getinfo(L, "lf", &ar)) {
     t->where_line = ar.currentline;
     lua_setiuservalue(L, -2, TASK_UV_SRC); /* the spawning function */
+  } else {
+    t->where_line = -1;
+    lua_pushvalue(L, base);
+    lua_setiuservalue(L, -2, TASK_UV_SRC); /* the task's function */
   }
-  /* [fn args... ud] -> [ud fn args...] then move fn and args to co. */
-  lua_rotate(L, -(nargs + 2), 1);
-  lua_xmove(L, co, nargs + 1);
+  lua_replace(L, base);        /* [ud args...] */
+  lua_settop(L, base);         /* [ud] */
   t->narg = nargs;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->anchors);
-  lua_pushvalue(L, -2);
-  t->ref = luaL_ref(L, -2);
-  lua_pop(L, 1);
+  anchor(L, rt, t);
   t->id = ++rt->next_id;
   t->status = TIDE_TASK_PENDING;
   t->next_live = rt->live;
@@ -205,14 +263,62 @@ tide_task_t *tide_task_spawn(lua_State *L, int nargs) {
   return t;
 }
 
+/* Give a pending task its coroutine, with the function and arguments on
+** it, just before its first resume. */
+static void start(tide_task_t *t) {
+  tide_runtime_t *rt = t->rt;
+  lua_State *L = rt->L;
+  lua_State *co;
+  int n = t->narg;
+  luaL_checkstack(L, n + 4, "too many arguments");
+  tide_task_push(L, t);                                 /* ud */
+  co = get_thread(L, rt);                               /* ud co */
+  t->L = co;
+  lua_getiuservalue(L, -2, TASK_UV_THREAD);             /* ud co fn */
+  if (n == 1) {
+    lua_getiuservalue(L, -3, TASK_UV_RESULT);
+  } else if (n > 1) {
+    int i;
+    lua_getiuservalue(L, -3, TASK_UV_RESULT);
+    for (i = 1; i <= n; i++) lua_rawgeti(L, -i, i);
+    lua_remove(L, -(n + 1));
+  }
+  luaL_checkstack(co, n + 1, "too many arguments");
+  lua_xmove(L, co, n + 1);                              /* ud co */
+  lua_setiuservalue(L, -2, TASK_UV_THREAD);             /* ud */
+  if (n > 0) {
+    lua_pushnil(L);
+    lua_setiuservalue(L, -2, TASK_UV_RESULT);
+  }
+  lua_pop(L, 1);
+}
+
 void tide_task_push(lua_State *L, tide_task_t *t) {
+  if (L == t->rt->L && t->rt->stack_anchors) {
+    lua_rawgeti(L, t->rt->stack_anchors, t->ref);
+    return;
+  }
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->rt->anchors);
   lua_rawgeti(L, -1, t->ref);
   lua_remove(L, -2);
 }
 
+/* The task at idx, or NULL: one metatable pointer comparison, cheaper
+** than luaL_testudata's registry lookup by name. */
+tide_task_t *tide__task_test(lua_State *L, int idx) {
+  void *p = lua_touserdata(L, idx);
+  if (p && lua_getmetatable(L, idx)) {
+    const void *mt = lua_topointer(L, -1);
+    lua_pop(L, 1);
+    if (mt == tide__rt(L)->task_mt) return (tide_task_t *)p;
+  }
+  return NULL;
+}
+
 tide_task_t *tide_task_check(lua_State *L, int idx) {
-  return (tide_task_t *)luaL_checkudata(L, idx, TIDE_TASK_MT);
+  tide_task_t *t = tide__task_test(L, idx);
+  if (!t) luaL_typeerror(L, idx, TIDE_TASK_MT);
+  return t;
 }
 
 tide_task_status tide_task_status_of(const tide_task_t *t) {
@@ -234,6 +340,23 @@ static void wake_awaiters(tide_task_t *t) {
     if (w->flags & TIDE__WAIT_WATCH) tide__watch_notify(w, t);
     else tide_wait_wake(w);
   }
+}
+
+static void finish_common(tide_task_t *t);
+
+/* Keep a clean coroutine for the next spawn. */
+static void pool_thread(tide_runtime_t *rt, lua_State *L, lua_State *co) {
+  if (rt->npool >= POOL_MAX || rt->closing) return;
+  lua_pushthread(co);
+  lua_xmove(co, L, 1);
+  if (L == rt->L && rt->stack_pool) {
+    lua_rawseti(L, rt->stack_pool, ++rt->npool);
+    return;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->pool);
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, ++rt->npool);
+  lua_pop(L, 1);
 }
 
 /* The task's function returned (st == LUA_OK, nres results on co) or
@@ -260,25 +383,42 @@ static void finish(tide_task_t *t, int st, int nres) {
     t->status = TIDE_TASK_DONE;
     /* The coroutine is clean again: pool it for the next spawn. */
     lua_settop(co, 0);
-    if (rt->npool < POOL_MAX && !rt->closing) {
-      lua_rawgeti(L, LUA_REGISTRYINDEX, rt->pool);
-      lua_pushthread(co);
-      lua_xmove(co, L, 1);
-      lua_rawseti(L, -2, ++rt->npool);
-      lua_pop(L, 1);
-    }
+    pool_thread(rt, L, co);
     lua_pushnil(L);
     lua_setiuservalue(L, -2, TASK_UV_THREAD);
   } else {
+    int rst;
+    lua_pushvalue(co, -1);
     lua_xmove(co, L, 1);                          /* ud err */
     tide__error_add_traceback(L, -1, co);
+    /* Keep the traceback of a plain error for reports. */
+    if (!tide_error_is(L, -1, NULL)) luaL_traceback(L, co, NULL, 0);
+    else lua_pushnil(L);                          /* ud err tb */
+    /* Close the task's pending to-be-closed variables, as a return would
+    ** have; an error in a __close replaces the task's error.  The
+    ** coroutine stays referenced by the userdata meanwhile. */
+    rst = tide_closethread(co, L);
+    if (rst != LUA_OK && lua_gettop(co) > 0) {
+      lua_xmove(co, L, 1);
+      lua_replace(L, -3);
+    }
+    lua_settop(co, 0);
+    pool_thread(rt, L, co);
+    lua_setiuservalue(L, -3, TASK_UV_THREAD);     /* ud err */
     t->status = tide_error_is(L, -1, "ECANCELED") ? TIDE_TASK_CANCELLED
                                                    : TIDE_TASK_FAILED;
-    lua_setiuservalue(L, -2, TASK_UV_RESULT);
-    /* Keep the dead coroutine (uservalue THREAD) so a report can still
-    ** print its traceback. */
+    lua_setiuservalue(L, -2, TASK_UV_RESULT);     /* ud */
   }
   lua_pop(L, 1);
+  t->L = NULL;
+  finish_common(t);
+}
+
+/* What every finish does once the outcome is stored: unlink, wake the
+** awaiters, unanchor. */
+static void finish_common(tide_task_t *t) {
+  tide_runtime_t *rt = t->rt;
+  lua_State *L = rt->L;
   if (t->cancel_msg != LUA_NOREF) {
     luaL_unref(L, LUA_REGISTRYINDEX, t->cancel_msg);
     t->cancel_msg = LUA_NOREF;
@@ -294,17 +434,20 @@ static void finish(tide_task_t *t, int st, int nres) {
       (t == rt->main && t->status != TIDE_TASK_DONE))
     uv_stop(rt->loop);
   /* Unanchor last: from here the GC may collect the userdata. */
-  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->anchors);
-  luaL_unref(L, -1, t->ref);
-  lua_pop(L, 1);
-  t->ref = LUA_NOREF;
+  unanchor(L, rt, t);
 }
 
 /* Finish a task that never ran because it was cancelled first. */
 static void finish_unstarted(tide_task_t *t) {
-  lua_settop(t->L, 0);
-  tide__error_cancelled(t->L, t);
-  finish(t, LUA_ERRRUN, 0);
+  lua_State *L = t->rt->L;
+  tide_task_push(L, t);
+  lua_pushnil(L);
+  lua_setiuservalue(L, -2, TASK_UV_THREAD);
+  tide__error_cancelled(L, t);
+  lua_setiuservalue(L, -2, TASK_UV_RESULT);
+  lua_pop(L, 1);
+  t->status = TIDE_TASK_CANCELLED;
+  finish_common(t);
 }
 
 void tide__task_resume(tide_task_t *t) {
@@ -316,6 +459,7 @@ void tide__task_resume(tide_task_t *t) {
   }
   if (t->status != TIDE_TASK_PENDING && t->status != TIDE_TASK_READY)
     return;
+  if (t->status == TIDE_TASK_PENDING) start(t);
   t->status = TIDE_TASK_RUNNING;
   rt->current = t;
   st = lua_resume(t->L, rt->L, t->narg, &nres);
@@ -427,8 +571,17 @@ const char *tide__status_name(int status) {
   }
 }
 
-/* Push the task's name ("task-<id>" unless set). [-0, +1, m] */
-int tide__task_push_name(lua_State *L, tide_task_t *t) {
+/* Push the name of the task at idx ("task-<id>" unless set).
+** [-0, +1, m] */
+int tide__task_push_name(lua_State *L, int idx, tide_task_t *t) {
+  idx = lua_absindex(L, idx);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->rt->names);
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, -2) == LUA_TSTRING) {
+    lua_remove(L, -2);
+    return 1;
+  }
+  lua_pop(L, 2);
   lua_pushfstring(L, "task-%d", (int)t->id);
   return 1;
 }
@@ -439,7 +592,12 @@ static void push_where(lua_State *L, int idx, tide_task_t *t) {
   if (lua_getiuservalue(L, idx, TASK_UV_SRC) == LUA_TFUNCTION) {
     lua_Debug ar;
     lua_getinfo(L, ">S", &ar);
-    lua_pushfstring(L, "%s:%d", ar.short_src, t->where_line);
+    if (t->where_line >= 0)
+      lua_pushfstring(L, "spawned at %s:%d", ar.short_src, t->where_line);
+    else if (ar.linedefined > 0)
+      lua_pushfstring(L, "function at %s:%d", ar.short_src, ar.linedefined);
+    else
+      lua_pushfstring(L, "function in %s", ar.short_src);
   } else {
     lua_pop(L, 1);
     lua_pushnil(L);
@@ -459,21 +617,12 @@ static void report(lua_State *L, int idx, tide_task_t *t) {
     lua_getfield(L, -2, "traceback");
     tb = lua_tostring(L, -1);
   } else {
-    lua_State *co;
     lua_getiuservalue(L, idx, TASK_UV_THREAD);
-    co = lua_tothread(L, -1);
-    if (co) {
-      luaL_traceback(L, co, NULL, 0);
-      lua_remove(L, -2);
-      tb = lua_tostring(L, -1);
-    }
+    tb = lua_tostring(L, -1);
   }
-  if (lua_getiuservalue(L, idx, TASK_UV_NAME) != LUA_TSTRING) {
-    lua_pop(L, 1);
-    tide__task_push_name(L, t);
-  }
+  tide__task_push_name(L, idx, t);
   push_where(L, idx, t);
-  fprintf(stderr, "tide: error in %s (spawned at %s) was never retrieved:"
+  fprintf(stderr, "tide: error in %s (%s) was never retrieved:"
           "\n%s\n%s\n", lua_tostring(L, -2),
           lua_isnil(L, -1) ? "?" : lua_tostring(L, -1), msg,
           tb ? tb : "");
@@ -501,9 +650,8 @@ static int await_resume(lua_State *L, tide_wait_t *w) {
   return n;
 }
 
-/* Await the task at index 1 (shielded or not). */
-int tide__task_await(lua_State *L, int shield) {
-  tide_task_t *t = tide_task_check(L, 1);
+/* Await the task t at index 1 (shielded or not). */
+int tide__task_await(lua_State *L, tide_task_t *t, int shield) {
   tide_task_t *me;
   tide_wait_t *w;
   lua_settop(L, 1);
@@ -521,7 +669,9 @@ int tide__task_await(lua_State *L, int shield) {
   return tide_wait_yield(L, w, "await");
 }
 
-static int task_await(lua_State *L) { return tide__task_await(L, 0); }
+static int task_await(lua_State *L) {
+  return tide__task_await(L, tide_task_check(L, 1), 0);
+}
 
 int tide_task_outcome(lua_State *L, int idx) {
   tide_task_t *t = tide_task_check(L, idx);
@@ -553,7 +703,8 @@ static int task_result(lua_State *L) {
   int n;
   if (!is_finished(t))
     return tide_error_raisef(L, "EAGAIN", "task:result", "task %s is %s",
-                             lua_tostring(L, (tide__task_push_name(L, t), -1)),
+                             lua_tostring(L,
+                                          (tide__task_push_name(L, 1, t), -1)),
                              tide__status_name(t->status));
   n = tide__task_outcome_at(L, 1, t);
   if (n < 0) return lua_error(L);
@@ -568,13 +719,7 @@ static int task__index(lua_State *L) {
       lua_pushstring(L, tide__status_name(t->status));
       return 1;
     }
-    if (strcmp(k, "name") == 0) {
-      if (lua_getiuservalue(L, 1, TASK_UV_NAME) == LUA_TNIL) {
-        lua_pop(L, 1);
-        tide__task_push_name(L, t);
-      }
-      return 1;
-    }
+    if (strcmp(k, "name") == 0) return tide__task_push_name(L, 1, t);
     if (strcmp(k, "id") == 0) {
       lua_pushinteger(L, (lua_Integer)t->id);
       return 1;
@@ -594,8 +739,10 @@ static int task__newindex(lua_State *L) {
   if (strcmp(luaL_checkstring(L, 2), "name") != 0)
     return luaL_error(L, "Task field '%s' is read-only", lua_tostring(L, 2));
   luaL_checkstring(L, 3);
-  lua_settop(L, 3);
-  lua_setiuservalue(L, 1, TASK_UV_NAME);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, tide_task_check(L, 1)->rt->names);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 3);
+  lua_rawset(L, -3);
   return 0;
 }
 
@@ -608,7 +755,7 @@ static int task__tostring(lua_State *L) {
 }
 
 static int task__gc(lua_State *L) {
-  tide_task_t *t = tide_task_check(L, 1);
+  tide_task_t *t = (tide_task_t *)lua_touserdata(L, 1);
   if (t->status == TIDE_TASK_FAILED && !t->retrieved) report(L, 1, t);
   return 0;
 }
@@ -623,6 +770,7 @@ static const luaL_Reg task_methods[] = {
 };
 
 void tide__task_open(lua_State *L) {
+  tide_runtime_t *rt = tide__rt(L);
   if (luaL_newmetatable(L, TIDE_TASK_MT)) {
     luaL_newlib(L, task_methods);
     lua_pushcclosure(L, task__index, 1);
@@ -636,5 +784,6 @@ void tide__task_open(lua_State *L) {
     lua_pushliteral(L, "tide.Task");
     lua_setfield(L, -2, "__name");
   }
-  lua_pop(L, 1);
+  rt->task_mt = lua_topointer(L, -1);
+  rt->task_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }

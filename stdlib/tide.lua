@@ -16,6 +16,7 @@ local tide = {}
 for k, v in pairs(C) do
   if k:sub(1, 1) ~= "_" then tide[k] = v end
 end
+tide._stats = C._stats
 
 local Task = debug.getregistry()["tide.Task"]
 
@@ -102,7 +103,7 @@ function tide.race(...)
         winner = t
         return
       end
-      if last then pcall(last.result, last) end -- mark as retrieved
+      pcall(t.result, t) -- mark the error as retrieved
       last = t
     end
   end)

@@ -129,7 +129,7 @@ static void createargtable(lua_State *L, char **argv, int argc, int script) {
 }
 
 /* Message of an uncaught error, with a traceback, for stderr. */
-static const char *error_text(lua_State *L, int idx, lua_State *co) {
+static const char *error_text(lua_State *L, int idx, const char *tb) {
   const char *msg;
   idx = lua_absindex(L, idx);
   if (tide_error_is(L, idx, NULL)) {
@@ -147,10 +147,7 @@ static const char *error_text(lua_State *L, int idx, lua_State *co) {
       msg = lua_pushfstring(L, "(error object is a %s value)",
                             luaL_typename(L, idx));
   }
-  if (co) {
-    luaL_traceback(L, co, msg, 0);
-    msg = lua_tostring(L, -1);
-  }
+  if (tb) msg = lua_pushfstring(L, "%s\n%s", msg, tb);
   return msg;
 }
 
@@ -321,7 +318,6 @@ int main(int argc, char **argv) {
     lua_pushboolean(L, 1);
     lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
   }
-  lua_gc(L, LUA_GCGEN, 0, 0);
   lua_pushlightuserdata(L, &c);
   lua_pushcclosure(L, main_task, 1);
   t = tide_task_spawn(L, 0);
@@ -339,12 +335,10 @@ int main(int argc, char **argv) {
     if (!rt->ready_head && !uv_loop_alive(tide_runtime_loop(rt))) break;
   }
   if (t->status == TIDE_TASK_FAILED || t->status == TIDE_TASK_CANCELLED) {
-    lua_State *co;
     t->retrieved = 1;
     lua_getiuservalue(L, ud, TASK_UV_RESULT);
     lua_getiuservalue(L, ud, TASK_UV_THREAD);
-    co = lua_tothread(L, -1);
-    report_error(error_text(L, -2, co));
+    report_error(error_text(L, -2, lua_tostring(L, -1)));
     status = EXIT_FAILURE;
   } else if (t->status != TIDE_TASK_DONE) {
     report_error("the main task is waiting and nothing is left that could "

@@ -71,9 +71,14 @@ static int new_ref_table(lua_State *L, const char *mode) {
 static tide_runtime_t *setup(lua_State *L, uv_loop_t *loop) {
   tide_runtime_t *rt = tide__runtime_create(L, loop);
   if (!rt) return NULL;
+  {
+    const char *dbg = getenv("TIDE_DEBUG");
+    rt->debug = dbg && *dbg && strcmp(dbg, "0") != 0;
+  }
   rt->anchors = new_ref_table(L, NULL);
   rt->pool = new_ref_table(L, NULL);
   rt->busy = new_ref_table(L, "k");
+  rt->names = new_ref_table(L, "k");
   lua_pushlightuserdata(L, rt);
   lua_setfield(L, LUA_REGISTRYINDEX, "tide.runtime");
   tide__error_open(L);
