@@ -1,6 +1,16 @@
 # Test registration: one CTest entry per busted spec (run under the tide
 # binary itself) and one per C test in tests/c/.
 find_program(BUSTED busted REQUIRED)
+# A stock lua5.4 that loads the sanitized tide.so needs the sanitizer
+# runtimes preloaded.
+set(TIDE_TEST_PRELOAD "")
+if(TIDE_SANITIZE)
+  execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=libasan.so
+                  OUTPUT_VARIABLE asan_lib OUTPUT_STRIP_TRAILING_WHITESPACE)
+  execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=libubsan.so
+                  OUTPUT_VARIABLE ubsan_lib OUTPUT_STRIP_TRAILING_WHITESPACE)
+  set(TIDE_TEST_PRELOAD "${asan_lib}:${ubsan_lib}")
+endif()
 file(GLOB LUA_SPECS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/lua/*_spec.lua)
 foreach(spec ${LUA_SPECS})
   get_filename_component(name ${spec} NAME_WE)
@@ -10,7 +20,7 @@ foreach(spec ${LUA_SPECS})
             --helper=${CMAKE_SOURCE_DIR}/tests/lua/helper.lua ${spec}
     WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(lua_${name} PROPERTIES TIMEOUT 300
-    ENVIRONMENT "TIDE_BIN=$<TARGET_FILE:tide>;TIDE_BUILD=${CMAKE_BINARY_DIR};TIDE_ROOT=${CMAKE_SOURCE_DIR}")
+    ENVIRONMENT "TIDE_BIN=$<TARGET_FILE:tide>;TIDE_BUILD=${CMAKE_BINARY_DIR};TIDE_ROOT=${CMAKE_SOURCE_DIR};TIDE_PRELOAD=${TIDE_TEST_PRELOAD}")
 endforeach()
 
 file(GLOB C_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/c/test_*.c)

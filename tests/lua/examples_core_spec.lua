@@ -1,0 +1,29 @@
+-- The engine's example scripts run and print what their comments promise.
+
+local function example(name)
+  return helper.sh("TIDE_EXAMPLE_SCALE=0.02 " .. helper.bin ..
+                   " scripts/examples/" .. name)
+end
+
+describe("examples", function()
+  it("hello.lua", function()
+    local status, out = example("hello.lua")
+    assert.equal(0, status)
+    assert.equal("hello ...\n... world\n", out)
+  end)
+
+  it("tasks.lua finishes in about 2 units, not 3", function()
+    local status, out = example("tasks.lua")
+    assert.equal(0, status)
+    assert.matches("hello\nworld\n", out)
+    local units = tonumber(out:match("finished at ([%d.]+)"))
+    assert.is_true(units >= 1.9 and units < 2.9, "took " .. units .. " units")
+  end)
+
+  it("timeouts.lua", function()
+    local status, out = example("timeouts.lua")
+    assert.equal(0, status)
+    assert.equal("timeout:\tfalse\tETIMEDOUT\nin time:\tquick\n" ..
+                 "wait_for:\tfalse\tETIMEDOUT\tcancelled\nnested:\tfalse\tETIMEDOUT\n", out)
+  end)
+end)
