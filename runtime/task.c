@@ -510,8 +510,10 @@ void tide__task_interrupt(tide_task_t *t, int why) {
       t->status = TIDE_TASK_READY;
       t->wait = NULL;
       if (w) {
-        if (w->cancel) w->cancel(w);
+        /* Detach before the hook: a hook may free the request that
+        ** embeds w (tide.h allows it), so w is not touched after. */
         w->task = NULL;
+        if (w->cancel) w->cancel(w);
       }
       tide__ready_push(t->rt, t);
       return;
