@@ -64,17 +64,30 @@ tide_task_t *tide_task_current(lua_State *L) {
   return rt ? rt->current : NULL;
 }
 
-tide_task_t *tide_async_check(lua_State *L, const char *op) {
+/* The first half of tide_async_check: raise unless L can suspend the
+** running task, but deliver no pending cancel or expired deadline.  A wait
+** that must complete before an interrupt is reported (re-acquiring the lock
+** of a Condition after its wait was cancelled) starts with this. */
+tide_task_t *tide__suspend_check(lua_State *L, const char *op) {
   tide_runtime_t *rt = tide__rt(L);
   tide_task_t *t = rt ? rt->current : NULL;
   tide_nest_t *n;
-  tide_deadline_t *d;
   if (tide_unlikely(!t))
     luaL_error(L, "%s: not inside a task (start one with tide.run or "
                "tide.spawn)", op);
   if (tide_unlikely(!lua_isyieldable(L))) goto noyield;
   for (n = rt->nest; n; n = n->up)
     if (!lua_isyieldable(n->from)) goto noyield;
+  return t;
+noyield:
+  luaL_error(L, "%s: cannot suspend here (inside require, a __gc "
+             "metamethod, or a C function that cannot yield)", op);
+  return NULL;
+}
+
+tide_task_t *tide_async_check(lua_State *L, const char *op) {
+  tide_task_t *t = tide__suspend_check(L, op);
+  tide_deadline_t *d;
   if (tide_unlikely(t->cancel_pending)) {
     t->cancel_pending = 0;
     tide__error_cancelled(L, t);
@@ -87,10 +100,6 @@ tide_task_t *tide_async_check(lua_State *L, const char *op) {
     }
   }
   return t;
-noyield:
-  luaL_error(L, "%s: cannot suspend here (inside require, a __gc "
-             "metamethod, or a C function that cannot yield)", op);
-  return NULL;
 }
 
 /* The one continuation every wait returns through: the task was resumed
