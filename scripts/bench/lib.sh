@@ -259,7 +259,9 @@ bench_row() {
 # failed bars to BENCH_FAILS.
 bench_table() {
   local fails
-  printf '\n== %s (median of %s runs)\n' "$BENCH_TITLE" "$BENCH_REPEAT"
+  printf '\n== %s\n' "$BENCH_TITLE"
+  printf '%s\n' "$(bench_versions)"
+  printf 'each figure is the median of %s run(s)\n' "$BENCH_REPEAT"
   echo "tide/peer = tide's figure / the peer's: for rates (unit */s) above 1"
   echo "means tide is faster; for costs (ns, ms, s, B) below 1 means tide is cheaper."
   awk -F'\t' -v failfile="$BENCH_TMP/fails" '
