@@ -139,7 +139,7 @@ bench_run() {
     # figures are always the last line.
     tail -n 1 "$tm" | awk '{ print "wall_s", $1; print "rss_kb", $2 }' \
       >>"$BENCH_TMP/$id.samples"
-    sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=\([-+0-9.eE]*\)[[:space:]]*$/\1 \2/p' \
+    sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=\([-+]\{0,1\}[0-9.][-+0-9.eE]*\)[[:space:]]*$/\1 \2/p' \
       "$out" >>"$BENCH_TMP/$id.samples"
     [ "$BENCH_VERBOSE" = 1 ] && sed 's/^/  | /' "$out" >&2
   done

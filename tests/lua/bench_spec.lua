@@ -150,11 +150,11 @@ describe("bench lib.sh", function()
   it("ignores lines that are not figures", function()
     local status, out = lib([[
       BENCH_REPEAT=1
-      bench_run a -- printf 'hello\nx=1.5e3\ny = 2\nz=abc\nw=-4\n'
-      echo "x=$(bench_get a x) y=[$(bench_get a y)] z=[$(bench_get a z)] w=$(bench_get a w)"
+      bench_run a -- printf 'hello\nx=1.5e3\ny = 2\nz=abc\nw=-4\nv=\n'
+      echo "x=$(bench_get a x) y=[$(bench_get a y)] z=[$(bench_get a z)] w=$(bench_get a w) v=[$(bench_get a v)]"
     ]])
     assert.equal(0, status, out)
-    assert.matches("x=1500 y=%[%] z=%[%] w=%-4", out)
+    assert.matches("x=1500 y=%[%] z=%[%] w=%-4 v=%[%]", out)
   end)
 
   it("bench_calc propagates a missing value as empty", function()
