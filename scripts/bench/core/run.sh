@@ -17,7 +17,7 @@ n_switch=$(bench_scale 1000000)
 n_sleep=$(bench_scale 100000)
 secs=1 # how long each sleeper sleeps
 
-bench_log "core: tide, lua5.4 floor, node, asyncio (this takes about two minutes)"
+bench_log "core: tide, lua5.4 floor, node, asyncio (about a minute or two)"
 
 # tide, lua5.4 and asyncio run on one thread: pinned.  Node.js is not pinned:
 # its garbage collector works on helper threads, and pinning would charge
