@@ -9,6 +9,7 @@ PACKAGES="
   libreadline-dev
   lua-busted lua-cjson
   curl nginx-light wrk tmux valgrind python3 nodejs
+  time hyperfine
 "
 
 missing=""

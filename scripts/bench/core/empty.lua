@@ -1,0 +1,1 @@
+-- Empty on purpose: the start-up benchmark times `tide empty.lua`.

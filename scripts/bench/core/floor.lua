@@ -1,0 +1,48 @@
+-- The floor under the engine benchmark, run with a stock lua5.4: what plain
+-- coroutines cost with no scheduler, no event loop and no task record.
+--   lua5.4 floor.lua spawn  N   N bare coroutine.create + resume to
+--                               completion (the least a task can cost)
+--   lua5.4 floor.lua switch N   N coroutine.resume/coroutine.yield pairs
+--                               (the least a task switch can cost)
+-- Prints the same keys as tide.lua.  Stock Lua has no wall clock finer
+-- than a second, so this uses os.clock() (CPU time), which for a
+-- single-threaded loop that never blocks is the wall time.
+
+local mode, n = arg[1], tonumber(arg[2])
+local create, resume, yield = coroutine.create, coroutine.resume,
+  coroutine.yield
+local clock = os.clock
+
+local function body(i) return i end
+
+local function spawn(count)
+  for i = 1, count do
+    local co = create(body)
+    resume(co, i)
+  end
+end
+
+local function switch(count)
+  local co = create(function()
+    while true do yield() end
+  end)
+  for _ = 1, count do resume(co) end
+end
+
+if mode == "spawn" then
+  spawn(n // 10)
+  local t0 = clock()
+  spawn(n)
+  local dt = clock() - t0
+  print(("spawn_await_per_s=%.1f"):format(n / dt))
+  print(("spawn_await_ns=%.1f"):format(dt * 1e9 / n))
+elseif mode == "switch" then
+  switch(n // 10)
+  local t0 = clock()
+  switch(n)
+  local dt = clock() - t0
+  print(("switch_ns=%.2f"):format(dt * 1e9 / n))
+else
+  io.stderr:write("usage: lua5.4 floor.lua spawn|switch N\n")
+  os.exit(2)
+end
