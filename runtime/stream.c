@@ -41,7 +41,8 @@ struct tide_stream {
   size_t need;             /* wake once len >= need ... */
   const char *sep;         /* ... or once sep is in the buffer */
   size_t seplen, scan;     /* scan: bytes known not to start a match */
-  tide_waitq_t writers;    /* writer_t waits */
+  tide_waitq_t writers;    /* tasks waiting for queued <= high_water */
+  tide_waitq_t flushers;   /* tasks waiting for queued == 0 */
   int rstatus;             /* 0, UV_EOF or a libuv error */
   int werr;                /* first failed write */
   uint8_t kind;
@@ -49,13 +50,6 @@ struct tide_stream {
   uint8_t reading;         /* uv_read_start is in effect */
   uint8_t shut;            /* shutdown() was called: no more writes */
 };
-
-/* A task waiting for the write queue to drain. */
-typedef struct {
-  tide_wait_t w;           /* data = the stream */
-  lua_CFunction again;
-  int flush;
-} writer_t;
 
 /* A queued write: the request and its own copy of the data. */
 typedef struct {
@@ -268,18 +262,15 @@ int tide_stream_wait_read(lua_State *L, tide_stream_t *s, size_t need,
 
 /* ---- writing -------------------------------------------------------------- */
 
+static void wake_all(tide_waitq_t *q) {
+  tide_wait_t *w;
+  while ((w = tide_waitq_pop(q)) != NULL) tide_wait_wake(w);
+}
+
 static void wake_writers(tide_stream_t *s) {
-  tide_wait_t *w = s->writers.head;
-  while (w) {
-    tide_wait_t *next = w->next;
-    writer_t *wr = (writer_t *)w;
-    if (s->werr || !s->h || s->queued == 0 ||
-        (!wr->flush && s->queued <= s->high_water)) {
-      tide_waitq_remove(&s->writers, w);
-      tide_wait_wake(w);
-    }
-    w = next;
-  }
+  int failed = s->werr || !s->h;
+  if (failed || s->queued <= s->high_water) wake_all(&s->writers);
+  if (failed || s->queued == 0) wake_all(&s->flushers);
 }
 
 static void on_write(uv_write_t *req, int status) {
@@ -289,7 +280,7 @@ static void on_write(uv_write_t *req, int status) {
   if (s) {
     s->queued -= wr->len;
     if (status < 0 && !s->werr) s->werr = status;
-    if (s->writers.head) wake_writers(s);
+    if (s->writers.head || s->flushers.head) wake_writers(s);
   }
   free(wr);
 }
@@ -350,18 +341,21 @@ int tide_stream_write(tide_stream_t *s, const char *data, size_t len) {
 
 size_t tide_stream_write_queued(const tide_stream_t *s) { return s->queued; }
 
+/* Cancel hooks of writers: leave the waiter list (the data stays queued).
+** The waits are the tasks' own, so there is nothing to free. */
 static void writer_cancel(tide_wait_t *w) {
-  /* the writer is still in the list: take it out and free it */
-  tide_stream_t *s = (tide_stream_t *)w->data;
-  tide_waitq_remove(&s->writers, w);
-  free(w);
+  tide_waitq_remove(&((tide_stream_t *)w->data)->writers, w);
 }
 
+static void flusher_cancel(tide_wait_t *w) {
+  tide_waitq_remove(&((tide_stream_t *)w->data)->flushers, w);
+}
+
+/* Resume of a writer: the continuation was left on top of the stack. */
 static int writer_resume(lua_State *L, tide_wait_t *w) {
-  writer_t *wr = (writer_t *)w;
   tide_stream_t *s = (tide_stream_t *)w->data;
-  lua_CFunction again = wr->again;
-  free(wr);
+  lua_CFunction again = lua_tocfunction(L, -1);
+  lua_pop(L, 1);
   if (!s->h) return tide_stream_raise_status(L, TIDE_STREAM_CLOSED, NULL);
   if (s->werr) return tide_error_raise(L, s->werr, "stream.write", NULL);
   return again(L);
@@ -369,19 +363,21 @@ static int writer_resume(lua_State *L, tide_wait_t *w) {
 
 int tide_stream_wait_write(lua_State *L, tide_stream_t *s, int flush,
                            lua_CFunction again, const char *what) {
-  writer_t *wr;
+  tide_task_t *t;
+  tide_wait_t *w;
   if (!s->h) return tide_stream_raise_status(L, TIDE_STREAM_CLOSED, what);
   if (s->werr) return tide_error_raise(L, s->werr, what, NULL);
   if (s->queued == 0 || (!flush && s->queued <= s->high_water))
     return again(L);
-  tide_async_check(L, what);
-  wr = (writer_t *)malloc(sizeof *wr);
-  if (!wr) return tide_error_raise(L, UV_ENOMEM, what, NULL);
-  wr->again = again;
-  wr->flush = flush;
-  tide_wait_init(&wr->w, writer_cancel, writer_resume, s, 0);
-  tide_waitq_push(&s->writers, &wr->w);
-  return tide_wait_yield(L, &wr->w, what);
+  t = tide_async_check(L, what);
+  w = tide_task_self_wait(t);
+  /* Several tasks may wait, each with its own continuation: keep it on
+  ** the waiting task's stack rather than in the stream. */
+  lua_pushcfunction(L, again);
+  tide_wait_init(w, flush ? flusher_cancel : writer_cancel, writer_resume,
+                 s, 0);
+  tide_waitq_push(flush ? &s->flushers : &s->writers, w);
+  return tide_wait_yield(L, w, what);
 }
 
 /* ---- life cycle ------------------------------------------------------------- */
@@ -396,7 +392,6 @@ static void on_linger_shutdown(uv_shutdown_t *req, int status) {
 
 void tide_stream_close(tide_stream_t *s) {
   uv_stream_t *hh = s->h;
-  tide_wait_t *w;
   if (!hh) return;
   if (s->reading) uv_read_stop(hh);
   s->reading = 0;
@@ -409,7 +404,8 @@ void tide_stream_close(tide_stream_t *s) {
   ** were cancelled already and must not be touched. */
   if (!s->rt->closing) {
     if (s->reader) tide_wait_wake(s->reader);
-    while ((w = tide_waitq_pop(&s->writers)) != NULL) tide_wait_wake(w);
+    wake_all(&s->writers);
+    wake_all(&s->flushers);
   }
   if (s->queued > 0 && !s->shut && !s->rt->closing) {
     /* Flush what is queued, then close: uv_shutdown completes after the
@@ -476,7 +472,7 @@ void tide_stream_set_limits(tide_stream_t *s, size_t read_ahead,
   if (high_water) s->high_water = high_water;
   if (max_line) s->max_line = max_line;
   if (s->h) update_reading(s);
-  if (s->writers.head) wake_writers(s);
+  if (s->writers.head || s->flushers.head) wake_writers(s);
 }
 
 int tide_stream_push_addr(lua_State *L, tide_stream_t *s, int peer) {

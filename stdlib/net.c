@@ -801,7 +801,21 @@ static int net_is_ip(lua_State *L) {
   return 1;
 }
 
+static void count_handle(uv_handle_t *h, void *arg) {
+  if (!uv_is_closing(h)) (*(lua_Integer *)arg)++;
+}
+
+/* _handles() -> number of open (not closing) handles on the loop, for
+** tests that check an operation left nothing behind. */
+static int net_handles(lua_State *L) {
+  lua_Integer n = 0;
+  uv_walk(tide_runtime_loop(tide_runtime_from(L)), count_handle, &n);
+  lua_pushinteger(L, n);
+  return 1;
+}
+
 static const luaL_Reg net_funcs[] = {
+  {"_handles", net_handles},
   {"resolve", net_resolve},
   {"connect_tcp", net_connect_tcp},
   {"connect_pipe", net_connect_pipe},

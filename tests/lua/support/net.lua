@@ -1,0 +1,66 @@
+-- Helpers for net_spec.lua: echo servers and checks that nothing was left
+-- behind on the loop.
+local net = require "tide.net"
+local C = require "tide._net"
+
+local M = {}
+
+-- Open (not closing) libuv handles on the loop.
+M.handles = C._handles
+
+-- Let close callbacks and woken tasks run.
+function M.settle()
+  for _ = 1, 5 do tide.sleep(0) end
+  tide.sleep(0.005)
+  for _ = 1, 5 do tide.sleep(0) end
+end
+
+-- An echo server on a free port; returns the server.
+function M.echo_server(opts)
+  opts = opts or {}
+  opts.handler = opts.handler or function(s)
+    while true do
+      local d = s:read()
+      if not d then break end
+      s:write(d)
+    end
+  end
+  return net.listen(opts)
+end
+
+-- A server whose handler parks every connection (never reads) until
+-- release() is called; `streams` lists them.
+function M.parking_server()
+  local streams = {}
+  local release = tide.future()
+  local srv = net.listen{port = 0, handler = function(s)
+    streams[#streams + 1] = s
+    release:await()
+  end}
+  return srv, streams, function() release:set() end
+end
+
+-- Wait until pred() is true (polling the loop), at most `secs`.
+function M.until_true(pred, secs)
+  local deadline = tide.now() + (secs or 5)
+  while not pred() do
+    if tide.now() > deadline then error("condition not reached", 2) end
+    tide.sleep(0.001)
+  end
+end
+
+-- A string of n pseudo-random bytes (deterministic).
+function M.blob(n)
+  local parts, x = {}, 12345
+  local chunk = {}
+  for i = 1, 4096 do
+    x = (x * 1103515245 + 12345) % 2147483648
+    chunk[i] = string.char(x % 256)
+  end
+  chunk = table.concat(chunk)
+  for i = 1, n // 4096 do parts[i] = chunk end
+  parts[#parts + 1] = chunk:sub(1, n % 4096)
+  return table.concat(parts)
+end
+
+return M
