@@ -524,3 +524,29 @@ describe("tide.net examples", function()
     assert.matches("listening on " .. path, out)
   end)
 end)
+
+describe("docs/net.md", function()
+  -- Every ```lua block of the module's documentation runs, and prints what
+  -- its `--> value` comments say (comments with parentheses or <...> are
+  -- explanations, not checked).
+  local f = assert(io.open(helper.root .. "/docs/net.md"))
+  local text = f:read("a")
+  f:close()
+  local n = 0
+  for block in text:gmatch("```lua\n(.-)```") do
+    n = n + 1
+    it("runs example " .. n, function()
+      local status, out = helper.tide(block)
+      assert.equal(0, status, out)
+      for expected in block:gmatch("%-%-> ([^\n]+)") do
+        if not expected:find("[(<]") then
+          local words = {}
+          for w in expected:gmatch("%S+") do words[#words + 1] = w end
+          assert.matches(table.concat(words, "%s+"):gsub("%%s%+", "\1")
+                         :gsub("%p", "%%%0"):gsub("\1", "%%s+"), out)
+        end
+      end
+    end)
+  end
+  it("has examples", function() assert.is_true(n >= 6) end)
+end)
