@@ -35,6 +35,7 @@ struct tide_stream {
   size_t cap, pos, len;
   size_t read_ahead, high_water, max_line;
   size_t queued;           /* bytes in uv_write requests */
+  uint64_t linger_ms;      /* flush time allowed after close */
   /* the one waiting reader and what it waits for */
   tide_wait_t *reader;
   lua_CFunction again;
@@ -297,6 +298,7 @@ int tide_stream_writev(tide_stream_t *s, const uv_buf_t *bufs,
   if (s->shut) return UV_EPIPE;
   for (i = 0; i < nbufs; i++) total += bufs[i].len;
   if (total == 0) return 0;
+  if (total > UINT32_MAX) return UV_E2BIG; /* a uv_buf_t's length */
   if (s->queued == 0) {
     /* The fast path: most writes go straight into the kernel. */
     r = uv_try_write(s->h, bufs, nbufs);
@@ -382,12 +384,37 @@ int tide_stream_wait_write(lua_State *L, tide_stream_t *s, int flush,
 
 /* ---- life cycle ------------------------------------------------------------- */
 
+/* A closed stream whose queued data is still being flushed.  The
+** shutdown request's callback always comes (on completion, or with
+** UV_ECANCELED when the timer closed the handle first); it closes the
+** timer, whose close callback frees the record. */
+typedef struct {
+  uv_shutdown_t req;
+  uv_timer_t timer;
+} linger_t;
+
+static void on_linger_timer_closed(uv_handle_t *th) {
+  /* owns the linger record; both of its libuv users are done */
+  free(tide_container_of(th, linger_t, timer));
+}
+
+static void on_linger_timeout(uv_timer_t *th) {
+  /* owns nothing; a peer that does not read may not hold the socket
+  ** forever: close it, which cancels the shutdown */
+  linger_t *lg = tide_container_of(th, linger_t, timer);
+  uv_handle_t *hh = (uv_handle_t *)lg->req.handle;
+  if (!uv_is_closing(hh)) uv_close(hh, on_close_free);
+}
+
 static void on_linger_shutdown(uv_shutdown_t *req, int status) {
-  /* owns req; the stream record is gone, the handle is ours to close */
+  /* owns req's linger record; the stream record is gone and the handle is
+  ** ours to close */
+  linger_t *lg = (linger_t *)req;
   uv_handle_t *hh = (uv_handle_t *)req->handle;
   (void)status;
-  free(req);
   if (!uv_is_closing(hh)) uv_close(hh, on_close_free);
+  if (!uv_is_closing((uv_handle_t *)&lg->timer))
+    uv_close((uv_handle_t *)&lg->timer, on_linger_timer_closed);
 }
 
 void tide_stream_close(tide_stream_t *s) {
@@ -409,10 +436,14 @@ void tide_stream_close(tide_stream_t *s) {
   }
   if (s->queued > 0 && !s->shut && !s->rt->closing) {
     /* Flush what is queued, then close: uv_shutdown completes after the
-    ** queued writes. */
-    uv_shutdown_t *req = (uv_shutdown_t *)malloc(sizeof *req);
-    if (req && uv_shutdown(req, hh, on_linger_shutdown) == 0) return;
-    free(req);
+    ** queued writes, or the linger timer gives up on the peer. */
+    linger_t *lg = (linger_t *)malloc(sizeof *lg);
+    if (lg && uv_shutdown(&lg->req, hh, on_linger_shutdown) == 0) {
+      uv_timer_init(hh->loop, &lg->timer);
+      uv_timer_start(&lg->timer, on_linger_timeout, s->linger_ms, 0);
+      return;
+    }
+    free(lg);
   }
   uv_close((uv_handle_t *)hh, on_close_free);
 }
@@ -446,6 +477,7 @@ tide_stream_t *tide_stream_new(lua_State *L, uv_stream_t *handle) {
   s->read_ahead = TIDE_STREAM_READ_AHEAD;
   s->high_water = TIDE_STREAM_HIGH_WATER;
   s->max_line = TIDE_STREAM_MAX_LINE;
+  s->linger_ms = TIDE_STREAM_LINGER_MS;
   s->kind = handle->type == UV_TCP ? KIND_TCP
           : handle->type == UV_TTY ? KIND_TTY : KIND_PIPE;
   handle->data = s;
@@ -473,6 +505,10 @@ void tide_stream_set_limits(tide_stream_t *s, size_t read_ahead,
   if (max_line) s->max_line = max_line;
   if (s->h) update_reading(s);
   if (s->writers.head || s->flushers.head) wake_writers(s);
+}
+
+void tide_stream_set_linger(tide_stream_t *s, uint64_t ms) {
+  s->linger_ms = ms;
 }
 
 int tide_stream_push_addr(lua_State *L, tide_stream_t *s, int peer) {
@@ -765,10 +801,17 @@ static size_t opt_size(lua_State *L, const char *k) {
   return (size_t)v;
 }
 
-/* s:limits{read_ahead=, high_water=, max_line=} -> s */
+/* s:limits{read_ahead=, high_water=, max_line=, linger=} -> s */
 static int stream_limits(lua_State *L) {
   tide_stream_t *s = S(L);
   luaL_checktype(L, 2, LUA_TTABLE);
+  if (lua_getfield(L, 2, "linger") != LUA_TNIL) {
+    lua_Number secs = lua_tonumber(L, -1);
+    if (!(secs >= 0 && secs < 1e9))
+      luaL_error(L, "bad limit 'linger' (seconds expected)");
+    tide_stream_set_linger(s, (uint64_t)(secs * 1000));
+  }
+  lua_pop(L, 1);
   tide_stream_set_limits(s, opt_size(L, "read_ahead"),
                          opt_size(L, "high_water"), opt_size(L, "max_line"));
   return return_self(L);

@@ -16,7 +16,8 @@
 **   suspends while more than `high_water` bytes are queued (back-pressure);
 **   a write error is remembered and raised by the next write.
 ** - close() is graceful: queued writes are flushed in the background
-**   (uv_shutdown, then uv_close), so `s:write(x); s:close()` delivers x.
+**   (uv_shutdown, then uv_close), so `s:write(x); s:close()` delivers x,
+**   unless the peer takes longer than TIDE_STREAM_LINGER_MS to accept it.
 **   Reading stops at once.  Tasks waiting on the stream get ECLOSED.
 **
 ** Lua methods of a "tide.Stream" userdata: read(n), read_exactly(n),
@@ -58,6 +59,9 @@ extern "C" {
 #define TIDE_STREAM_MAX_LINE (64 * 1024)    /* read_line / read_until cap */
 #define TIDE_STREAM_MAX_READ (1024 * 1024)  /* largest chunk read(n)
                                                returns */
+#define TIDE_STREAM_LINGER_MS 30000         /* how long a closed stream
+                                               may take to flush its
+                                               queued data */
 
 /* Read status values besides 0 (open) and UV_EOF / negative libuv
 ** errors. */
@@ -96,6 +100,10 @@ TIDE_API void tide_stream_close(tide_stream_t *s);
 /* Limits: 0 keeps the current value. */
 TIDE_API void tide_stream_set_limits(tide_stream_t *s, size_t read_ahead,
                                      size_t high_water, size_t max_line);
+
+/* How long close() may keep flushing queued data before it gives up on
+** the peer and closes anyway (default TIDE_STREAM_LINGER_MS). */
+TIDE_API void tide_stream_set_linger(tide_stream_t *s, uint64_t ms);
 
 /* ---- reading ------------------------------------------------------------ */
 

@@ -172,6 +172,23 @@ describe("tide.net streams", function()
     sink:close()
   end)
 
+  it("gives up flushing to a peer that does not read after linger", function()
+    local psrv, streams, release = T.parking_server()
+    local s = net.connect("127.0.0.1", psrv.port)
+    T.until_true(function() return #streams == 1 end)
+    T.settle()
+    local before = T.handles()
+    s:limits{high_water = 64 * 1024 * 1024, linger = 0.05}
+    s:write(("l"):rep(16 * 1024 * 1024))
+    s:close()
+    -- the socket and the linger timer are still open ...
+    assert.equal(before + 1, T.handles())
+    -- ... and gone once the linger time is over
+    T.until_true(function() return T.handles() == before - 1 end)
+    release()
+    psrv:close()
+  end)
+
   it("raises EPIPE or ECONNRESET when writing to a closed peer", function()
     local closer = net.listen{port = 0, handler = function(s) s:close() end}
     local s <close> = net.connect("127.0.0.1", closer.port)
