@@ -392,8 +392,8 @@ describe("tide.net timeouts and cancellation", function()
     s:close()
     c:close()
     bare:close()
-    T.settle()
-    assert.equal(before, T.handles())
+    -- c still flushes in the background until the peer's reset ends it
+    T.until_true(function() return T.handles() == before end)
   end)
 
   it("ends a handler task when it is cancelled, without logging", function()
