@@ -526,19 +526,26 @@ describe("tide.net udp", function()
 end)
 
 describe("tide.net examples", function()
-  it("run the echo server and client", function()
+  it("run the echo client against its own server", function()
     local status, out = helper.sh(
       "ECHO_PORT=0 ECHO_DURATION=0.3 ECHO_CLIENTS=4 " .. helper.bin ..
       " scripts/examples/echo_client.lua")
     assert.equal(0, status, out)
-    assert.matches("messages/s", out)
+    assert.matches("4 clients, %d+ round trips in [%d.]+ s: %d+ messages/s", out)
+  end)
+
+  it("run the echo server and the client against it", function()
     local path = os.tmpname()
     os.remove(path)
-    status, out = helper.sh(
-      "ECHO_PATH=" .. path .. " ECHO_DURATION=0.3 " .. helper.bin ..
-      " scripts/examples/echo_server.lua")
+    local status, out = helper.sh(
+      ("ECHO_PATH=%s ECHO_DURATION=1 %s scripts/examples/echo_server.lua & "
+       .. "ECHO_PATH=%s ECHO_DURATION=0.3 ECHO_CLIENTS=3 %s "
+       .. "scripts/examples/echo_client.lua; wait")
+      :format(path, helper.bin, path, helper.bin))
     assert.equal(0, status, out)
-    assert.matches("listening on " .. path, out)
+    assert.matches("listening on " .. path:gsub("%p", "%%%0"), out)
+    assert.matches("3 clients, %d+ round trips", out)
+    assert.matches("served 3 connections", out)
   end)
 end)
 
