@@ -574,3 +574,27 @@ describe("docs/net.md", function()
   end
   it("has examples", function() assert.is_true(n >= 6) end)
 end)
+
+describe("echo benchmark scripts", function()
+  -- Tiny runs: each runtime's server and client work and print figures.
+  -- No timing is asserted.
+  local progs = {
+    tide = "TIDE=" .. helper.bin,
+    node = "NODE=node",
+    asyncio = "PYTHON=python3",
+  }
+  for _, rt in ipairs{"tide", "node", "asyncio"} do
+    it("runs the " .. rt .. " pair", function()
+      local tool = progs[rt]:match("=(.*)")
+      if rt ~= "tide" and helper.sh("command -v " .. tool .. " >/dev/null") ~= 0 then
+        return -- the peer is not installed
+      end
+      local status, out = helper.sh(progs[rt] .. " WARMUP=0.05 " ..
+        "scripts/bench/echo/pair.sh " .. rt .. " 3 0.2 64")
+      assert.equal(0, status, out)
+      assert.is_true(tonumber(out:match("messages_per_s=(%d+)")) > 0, out)
+      assert.is_true(tonumber(out:match("messages_total=(%d+)")) > 0, out)
+      assert.is_true(tonumber(out:match("cpu_us_per_msg=([%d.]+)")) > 0, out)
+    end)
+  end
+end)

@@ -1,5 +1,5 @@
 """TCP echo workload for Python asyncio streams, the same as tide.lua:
-`server PORTFILE` or `client PORT CLIENTS SECONDS SIZE`."""
+`server PORTFILE` or `client PORT CLIENTS SECONDS SIZE [WARMUP]`."""
 import asyncio
 import sys
 
@@ -22,7 +22,7 @@ async def server(portfile):
         await srv.serve_forever()
 
 
-async def client(port, clients, seconds, size):
+async def client(port, clients, seconds, size, warmup):
     message = b"x" * size
     state = {"counting": False, "stop": False, "total": 0, "all": 0}
 
@@ -39,7 +39,7 @@ async def client(port, clients, seconds, size):
 
     loop = asyncio.get_running_loop()
     tasks = [asyncio.create_task(one()) for _ in range(clients)]
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(warmup)
     state["counting"] = True
     t0 = loop.time()
     await asyncio.sleep(seconds)
@@ -55,5 +55,6 @@ if __name__ == "__main__":
     if sys.argv[1] == "server":
         asyncio.run(server(sys.argv[2]))
     else:
+        warmup = float(sys.argv[6]) if len(sys.argv) > 6 else 0.5
         asyncio.run(client(int(sys.argv[2]), int(sys.argv[3]),
-                           float(sys.argv[4]), int(sys.argv[5])))
+                           float(sys.argv[4]), int(sys.argv[5]), warmup))

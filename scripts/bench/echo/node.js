@@ -1,5 +1,5 @@
 // TCP echo workload for Node.js `net`, the same as tide.lua: `server
-// PORTFILE` or `client PORT CLIENTS SECONDS SIZE`.
+// PORTFILE` or `client PORT CLIENTS SECONDS SIZE [WARMUP]`.
 'use strict';
 const net = require('net');
 const fs = require('fs');
@@ -17,6 +17,7 @@ if (mode === 'server') {
 } else {
   const port = +process.argv[3], clients = +process.argv[4];
   const seconds = +process.argv[5], size = +process.argv[6];
+  const warmup = +(process.argv[7] || 0.5);
   const message = Buffer.alloc(size, 'x');
   let counting = false, stop = false, total = 0, all = 0, open = clients;
   let t0 = 0;
@@ -45,6 +46,6 @@ if (mode === 'server') {
       stop = true;
       console.log(`messages_per_s=${Math.round(total / elapsed)}`);
     }, seconds * 1000);
-  }, 500);
+  }, warmup * 1000);
   function done() { console.log(`messages_total=${all}`); }
 }

@@ -4,7 +4,8 @@
 # time of server and client together, user + system, per round trip), then
 # stop the server.  RUNTIME is tide, node or asyncio; the programs come from
 # $TIDE, $NODE, $PYTHON.  With PIN_SERVER / PIN_CLIENT set to core numbers,
-# each side is pinned to its own core (taskset).
+# each side is pinned to its own core (taskset).  WARMUP (seconds, default
+# 0.5) runs before the counted time.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 rt=$1 clients=$2 seconds=$3 size=$4
@@ -30,7 +31,8 @@ done
 pin=()
 [ -n "${PIN_CLIENT:-}" ] && command -v taskset >/dev/null && pin=(taskset -c "$PIN_CLIENT")
 /usr/bin/time -o "$tmp/time" -f '%U %S' "${pin[@]}" "${prog[@]}" client \
-  "$(cat "$tmp/port")" "$clients" "$seconds" "$size" | tee "$tmp/out"
+  "$(cat "$tmp/port")" "$clients" "$seconds" "$size" "${WARMUP:-0.5}" |
+  tee "$tmp/out"
 
 # The server's CPU time so far, from /proc (clock ticks).
 read -r -a stat <"/proc/$server_pid/stat"

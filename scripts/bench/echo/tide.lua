@@ -1,5 +1,6 @@
 -- TCP echo workload for tide: `server PORTFILE` runs an echo server on a
--- free port (written to PORTFILE); `client PORT CLIENTS SECONDS SIZE` runs
+-- free port (written to PORTFILE); `client PORT CLIENTS SECONDS SIZE
+-- [WARMUP]` runs
 -- CLIENTS connections that each send a SIZE-byte message and wait for its
 -- echo, over and over, and prints messages_per_s=... (round trips per
 -- second, all connections together, after a warm-up) and messages_total=
@@ -25,6 +26,7 @@ end
 
 local port, clients = tonumber(arg[2]), tonumber(arg[3])
 local seconds, size = tonumber(arg[4]), tonumber(arg[5])
+local warmup = tonumber(arg[6] or "0.5")
 local message = ("x"):rep(size)
 local counting, stop = false, false
 local total, all = 0, 0
@@ -42,7 +44,7 @@ end
 
 local tasks = {}
 for i = 1, clients do tasks[i] = tide.spawn(client) end
-tide.sleep(0.5) -- warm-up, not counted
+tide.sleep(warmup) -- not counted
 counting = true
 local t0 = tide.now()
 tide.sleep(seconds)
