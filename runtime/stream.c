@@ -136,8 +136,12 @@ static void on_read(uv_stream_t *hh, ssize_t n, const uv_buf_t *b) {
     s->reading = 0;
   }
   if (s->reader) {
-    if (reader_satisfied(s)) tide_wait_wake(s->reader);
-  } else if (s->len >= s->read_ahead && s->reading) {
+    if (!reader_satisfied(s)) return; /* it needs more: keep reading */
+    tide_wait_wake(s->reader);
+  }
+  /* Nobody needs more than what is buffered: past the read-ahead mark,
+  ** leave the rest to the kernel (and TCP flow control). */
+  if (s->len >= s->read_ahead && s->reading) {
     uv_read_stop(hh);
     s->reading = 0;
   }
