@@ -129,6 +129,11 @@ struct tide_runtime {
   tide_task_t *interrupt_target; /* cancelled by Ctrl-C (SIGINT): the main
                                task by default, the statement being run
                                at the REPL */
+  uv_signal_t *sigint;      /* the default Ctrl-C handler (CLI), or NULL */
+  int sigint_users;         /* tide.signal watchers on SIGINT: while any
+                               exists, Ctrl-C is theirs */
+  uint64_t sigint_cancelled; /* id of the task the last Ctrl-C cancelled */
+  int interrupted;          /* a Ctrl-C cancelled a task */
 };
 
 /* runtime/loop.c */
@@ -157,6 +162,10 @@ const char *tide__status_name(int status);
 int tide__task_push_name(lua_State *L, int idx, tide_task_t *t);
 void tide__task_open(lua_State *L);
 void tide__cancel_all(tide_runtime_t *rt);
+
+/* runtime/sigint.c */
+void tide__sigint_install(tide_runtime_t *rt);
+void tide__sigint_close(tide_runtime_t *rt);
 
 /* runtime/core.c */
 int tide__open_core(lua_State *L);

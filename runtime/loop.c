@@ -162,6 +162,7 @@ int tide__runtime_destroy(tide_runtime_t *rt, int close_lua) {
     uv_run(rt->loop, UV_RUN_NOWAIT);
   }
   tide__timers_close(rt);
+  tide__sigint_close(rt);
   if (close_lua) {
     lua_close(rt->L);
     rt->L = NULL;

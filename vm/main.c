@@ -323,6 +323,10 @@ int main(int argc, char **argv) {
   t = tide_task_spawn(L, 0);
   t->is_main = 1;
   rt->main = t;
+  /* Ctrl-C cancels the main task (so its cleanup runs); a second one
+  ** exits at once. */
+  rt->interrupt_target = t;
+  tide__sigint_install(rt);
   ud = lua_gettop(L);
   lua_pushliteral(L, "main");
   lua_setfield(L, ud, "name");
@@ -339,7 +343,8 @@ int main(int argc, char **argv) {
     lua_getiuservalue(L, ud, TASK_UV_RESULT);
     lua_getiuservalue(L, ud, TASK_UV_THREAD);
     report_error(error_text(L, -2, lua_tostring(L, -1)));
-    status = EXIT_FAILURE;
+    status = rt->interrupted && t->status == TIDE_TASK_CANCELLED
+                 ? 130 : EXIT_FAILURE;
   } else if (t->status != TIDE_TASK_DONE) {
     report_error("the main task is waiting and nothing is left that could "
                  "wake it");
@@ -347,6 +352,7 @@ int main(int argc, char **argv) {
   }
   lua_settop(L, 0);
   rt->main = NULL;
+  rt->interrupt_target = NULL;
   /* Closing Lua runs the finalizers that report failed tasks nobody
   ** awaited; such a report makes the exit status 1. */
   if (tide__runtime_destroy(rt, 1) > 0) status = EXIT_FAILURE;
