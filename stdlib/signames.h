@@ -38,7 +38,7 @@ static inline int tide_checksignal(lua_State *L, int idx) {
   int i;
   if (lua_type(L, idx) == LUA_TNUMBER) {
     lua_Integer n = luaL_checkinteger(L, idx);
-    luaL_argcheck(L, n > 0 && n < 65, idx, "invalid signal number");
+    luaL_argcheck(L, n >= 0 && n < 65, idx, "invalid signal number");
     return (int)n;
   }
   s = luaL_checkstring(L, idx);
