@@ -268,7 +268,8 @@ static void w_list(job_t *j) {
     j->nnames++;
   }
   closedir(d);
-  qsort(j->names, j->nnames, sizeof *j->names, cmp_names);
+  if (j->nnames > 1)
+    qsort(j->names, j->nnames, sizeof *j->names, cmp_names);
 }
 
 static void w_mkdir(job_t *j) {
