@@ -807,10 +807,18 @@ static job_t *file_job(lua_State *L, file_t *f, int op, const char *opname) {
   return j;
 }
 
-/* The job came back on the task's stack: unlink it from the File. */
+/* The job came back on the task's stack: unlink it from the File.  If
+** another task closed the File meanwhile, the job was handed the
+** descriptor (file_release): close it and raise ECLOSED. */
 static job_t *file_job_done(lua_State *L, tide_wait_t *w) {
   job_t *j = (job_t *)w->data;
   file_t *f = (file_t *)lua_touserdata(L, 1);
+  if (!j->file) {
+    const char *op = j->opname;
+    if (j->fd >= 0) close(j->fd);
+    job_free(j);
+    tide_error_raisef(L, "ECLOSED", op, "the file was closed meanwhile");
+  }
   if (f && f->job == j) f->job = NULL;
   j->file = NULL;
   return j;

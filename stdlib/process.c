@@ -292,6 +292,12 @@ static void run_on_write(uv_write_t *w, int status) {
 static void run_cancel(tide_wait_t *w) {
   run_t *r = (run_t *)w->data;
   run_kill(r);
+  if (r->exited) {
+    /* Only the output was still awaited (a grandchild may hold the
+    ** pipes): nobody wants it now. */
+    r->reading[0] = r->reading[1] = 0;
+    run_check_done(r);
+  }
   /* The task gives up its reference; the handles keep the record. */
   run_unref(r);
 }

@@ -120,6 +120,21 @@ describe("tide.process", function()
       assert.is_true(S.eventually(function() return not S.alive(pid) end))
     end)
 
+    it("stops waiting for output a grandchild holds when cancelled",
+       function()
+      local f = dir .. "/pid"
+      -- sh exits at once; its background sleep keeps stdout open.
+      local t = tide.spawn(process.run, "sh",
+                           {"-c", "sleep 30 & echo $! > " .. f})
+      local pid = read_pid(f)
+      tide.sleep(0.05)
+      assert.equal("waiting", t.status)
+      t:cancel()
+      assert.equal("ECANCELED", select(2, pcall(t.await, t)).code)
+      process.kill(pid, "KILL")
+      assert.equal(0, process.run("true").code)
+    end)
+
     it("kills the child when a tide.timeout deadline passes", function()
       local f = dir .. "/pid"
       local err = err_of(tide.timeout, 0.1, process.run, "sh",
@@ -227,5 +242,9 @@ describe("tide.process", function()
     assert.is_true(process.kill(p.pid, "TERM"))
     assert.equal("TERM", select(2, p:wait()))
     assert.equal("ESRCH", err_of(process.kill, p.pid, 0).code)
+  end)
+
+  it("runs the examples of docs/process.md", function()
+    assert.is_true(S.check_doc("process.md") > 0)
   end)
 end)

@@ -162,4 +162,8 @@ describe("tide.signal", function()
       assert.matches("done", out)
     end)
   end)
+
+  it("runs the examples of docs/signal.md", function()
+    assert.is_true(S.check_doc("signal.md") > 0)
+  end)
 end)

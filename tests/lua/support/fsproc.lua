@@ -50,4 +50,28 @@ function M.pool_size()
   return tonumber(os.getenv("UV_THREADPOOL_SIZE") or "") or 4
 end
 
+-- The ```lua blocks of a document under docs/.
+function M.doc_examples(name)
+  local f = assert(io.open(helper.root .. "/docs/" .. name))
+  local text = f:read("a")
+  f:close()
+  local blocks = {}
+  for code in text:gmatch("\n```lua\n(.-)\n```") do
+    blocks[#blocks + 1] = code
+  end
+  return blocks
+end
+
+-- Run every example of a document in its own tide process.
+function M.check_doc(name)
+  local blocks = M.doc_examples(name)
+  assert(#blocks > 0, "no examples in docs/" .. name)
+  for i, code in ipairs(blocks) do
+    local status, out = helper.tide(code)
+    assert(status == 0, ("docs/%s example %d failed:\n%s\n%s")
+                        :format(name, i, code, out))
+  end
+  return #blocks
+end
+
 return M
