@@ -699,12 +699,15 @@ static int fs_mkdir(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   int mode = 0777;
   job_t *j;
-  if (lua_istable(L, 2)) {
-    lua_getfield(L, 2, "mode");
-    mode = (int)luaL_optinteger(L, -1, 0777);
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (lua_getfield(L, 2, "mode") != LUA_TNIL) {
+      if (!lua_isinteger(L, -1))
+        return luaL_argerror(L, 2, "'mode' must be an integer");
+      mode = (int)lua_tointeger(L, -1);
+    }
     lua_pop(L, 1);
   }
-  j = NULL;
   tide_async_check(L, "fs.mkdir");
   j = job_new(L, OP_MKDIR, "fs.mkdir", path, NULL);
   j->flags = opt_flag(L, 2, "parents") ? F_PARENTS : 0;

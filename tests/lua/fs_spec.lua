@@ -360,6 +360,11 @@ describe("tide.fs", function()
       fs.mkdir(dir .. "//p2///q/", {parents = true})
       assert.equal("directory", fs.stat(dir .. "/p/q/r").type)
       assert.equal("directory", fs.stat(dir .. "/p2/q").type)
+      fs.mkdir(dir .. "/private", {mode = tonumber("700", 8)})
+      assert.equal(tonumber("700", 8), fs.stat(dir .. "/private").mode)
+      assert.has_error(function() fs.mkdir(dir .. "/m", {mode = "x"}) end,
+                       "bad argument #2 to 'mkdir' ('mode' must be an integer)")
+      assert.has_error(function() fs.mkdir(dir .. "/m", 5) end)
       fs.write_file(dir .. "/file", "")
       assert.equal("EEXIST", err_of(fs.mkdir, dir .. "/file",
                                     {parents = true}).code)
@@ -470,6 +475,30 @@ describe("tide.fs", function()
                    select(2, pcall(tide.timeout, 0.02, w.next, w)).code)
       local err = err_of(fs.watch, dir .. "/none")
       assert.equal("ENOENT", err.code)
+    end)
+  end)
+
+  describe("the fs benchmark's workloads", function()
+    local bench = helper.root .. "/scripts/bench/fs/"
+    local function check(cmd)
+      local status, out = helper.sh(cmd .. " 20 1 " .. dir)
+      assert.equal(0, status, out)
+      assert.matches("files_per_s=%d", out)
+      assert.matches("round_ms=%d", out)
+      assert.same({}, fs.list(dir)) -- each cleans up after itself
+    end
+
+    it("run under tide and its peers", function()
+      check(helper.bin .. " " .. bench .. "tide.lua")
+      local peers = {
+        {"lua5.4", "blocking.lua"}, {"node", "node.js"},
+        {"python3", "asyncio.py"},
+      }
+      for _, p in ipairs(peers) do
+        if helper.sh("command -v " .. p[1]) == 0 then
+          check(p[1] .. " " .. bench .. p[2])
+        end
+      end
     end)
   end)
 
