@@ -153,6 +153,62 @@ static void push_exit(lua_State *L, int64_t code, int sig) {
   }
 }
 
+/* ---- live records ---------------------------------------------------------- */
+
+/* Every run and child record is on a per-runtime list while it lives, so
+** that closing the runtime can close the handles of children that are
+** still running: the engine closes leftover handles without their
+** callbacks, which would leak the records.  The list head lives in a
+** registry userdata whose __gc runs during lua_close. */
+typedef struct node node_t;
+typedef struct {
+  node_t *head;
+} registry_t;
+
+struct node {
+  node_t *prev, *next;
+  registry_t *owner;             /* NULL once the runtime closed */
+  void (*abandon)(node_t *n);    /* close every handle of the record */
+};
+
+#define REGISTRY_KEY "tide.process.records"
+
+static void node_link(lua_State *L, node_t *n, void (*abandon)(node_t *)) {
+  registry_t *reg;
+  lua_getfield(L, LUA_REGISTRYINDEX, REGISTRY_KEY);
+  reg = (registry_t *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  n->abandon = abandon;
+  n->owner = reg;
+  n->prev = NULL;
+  n->next = reg ? reg->head : NULL;
+  if (n->next) n->next->prev = n;
+  if (reg) reg->head = n;
+}
+
+static void node_unlink(node_t *n) {
+  if (!n->owner) return;
+  if (n->prev) n->prev->next = n->next;
+  else n->owner->head = n->next;
+  if (n->next) n->next->prev = n->prev;
+  n->owner = NULL;
+}
+
+/* __gc of the registry (the runtime is closing): close what still runs. */
+static int registry__gc(lua_State *L) {
+  registry_t *reg = (registry_t *)lua_touserdata(L, 1);
+  while (reg->head) {
+    node_t *n = reg->head;
+    node_unlink(n);
+    n->abandon(n);
+  }
+  return 0;
+}
+
+static void close_if_open(uv_handle_t *h, uv_close_cb cb) {
+  if (!uv_is_closing(h)) uv_close(h, cb);
+}
+
 /* ---- run ------------------------------------------------------------------ */
 
 typedef struct {
@@ -161,7 +217,9 @@ typedef struct {
 } obuf_t;
 
 typedef struct {
+  node_t node;
   tide_wait_t wait;
+  int task_ref;      /* the task still holds its reference */
   uv_process_t proc;
   uv_pipe_t in, out, err;
   uv_timer_t timer;
@@ -182,10 +240,18 @@ typedef struct {
 
 static void run_unref(run_t *r) {
   if (--r->refs > 0) return;
+  node_unlink(&r->node);
   free(r->input);
   free(r->ob[0].data);
   free(r->ob[1].data);
   free(r);
+}
+
+/* The task lets go of the record (after its resume, or on cancel). */
+static void run_drop_task(run_t *r) {
+  if (!r->task_ref) return;
+  r->task_ref = 0;
+  run_unref(r);
 }
 
 static void run_closed(uv_handle_t *h) {
@@ -209,6 +275,21 @@ static void run_check_done(run_t *r) {
   uv_close((uv_handle_t *)&r->timer, run_closed);
   uv_close((uv_handle_t *)&r->proc, run_closed);
   tide_wait_wake(&r->wait);
+}
+
+/* The runtime is closing: close every handle (the callbacks free the
+** record); the task, if any, will never resume. */
+static void run_abandon(node_t *n) {
+  run_t *r = (run_t *)n;
+  r->finished = 1;
+  /* uv_close never calls back at once, so r stays valid until the task's
+  ** reference, dropped last, is let go. */
+  close_if_open((uv_handle_t *)&r->in, run_closed);
+  close_if_open((uv_handle_t *)&r->out, run_closed);
+  close_if_open((uv_handle_t *)&r->err, run_closed);
+  close_if_open((uv_handle_t *)&r->timer, run_closed);
+  close_if_open((uv_handle_t *)&r->proc, run_closed);
+  run_drop_task(r);
 }
 
 static void run_on_timer(uv_timer_t *t) {
@@ -299,21 +380,21 @@ static void run_cancel(tide_wait_t *w) {
     run_check_done(r);
   }
   /* The task gives up its reference; the handles keep the record. */
-  run_unref(r);
+  run_drop_task(r);
 }
 
 static int run_resume(lua_State *L, tide_wait_t *w) {
   run_t *r = (run_t *)w->data;
   if (r->timed_out) {
     double t = opt_number(L, 3, "timeout", 0);
-    run_unref(r);
+    run_drop_task(r);
     tide_error_push(L, "ETIMEDOUT", "process.run", lua_tostring(L, 1),
                     lua_pushfstring(L, "killed after %f s", t));
     return lua_error(L);
   }
   if (r->error) {
     int e = r->error;
-    run_unref(r);
+    run_drop_task(r);
     return tide_error_raise(L, e, "process.run", lua_tostring(L, 1));
   }
   lua_createtable(L, 0, 4);
@@ -324,7 +405,7 @@ static int run_resume(lua_State *L, tide_wait_t *w) {
   lua_setfield(L, -2, "stdout");
   lua_pushlstring(L, r->ob[1].data ? r->ob[1].data : "", r->ob[1].len);
   lua_setfield(L, -2, "stderr");
-  run_unref(r);
+  run_drop_task(r);
   return 1;
 }
 
@@ -369,6 +450,7 @@ static int process_run(lua_State *L) {
   r->in.data = r->out.data = r->err.data = r->timer.data = r->proc.data = r;
   r->wreq.data = r;
   r->refs = 5 + 1;  /* four handles and the process, plus the task */
+  r->task_ref = 1;
   stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
   stdio[0].data.stream = (uv_stream_t *)&r->in;
   stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
@@ -382,6 +464,7 @@ static int process_run(lua_State *L) {
     /* The handles were initialised: close them all; the last close frees
     ** the record. */
     r->refs--;
+    r->task_ref = 0;
     r->finished = 1;
     run_close_pipe(&r->in);
     run_close_pipe(&r->out);
@@ -401,6 +484,7 @@ static int process_run(lua_State *L) {
     run_close_pipe(&r->in);  /* the child reads EOF */
   }
   if (timeout > 0) uv_timer_start(&r->timer, run_on_timer, to_ms(timeout), 0);
+  node_link(L, &r->node, run_abandon);
   tide_wait_init(&r->wait, run_cancel, run_resume, r, 0);
   return tide_wait_yield(L, &r->wait, "process.run");
 }
@@ -408,6 +492,7 @@ static int process_run(lua_State *L) {
 /* ---- spawn and Process ------------------------------------------------------ */
 
 typedef struct {
+  node_t node;
   uv_process_t proc;
   uv_timer_t timer;   /* the grace period of a kill */
   tide_waitq_t waiters;
@@ -426,7 +511,9 @@ typedef struct {
 enum { PUV_STDIN = 1, PUV_STDOUT, PUV_STDERR, PUV_CMD, PUV_N = PUV_CMD };
 
 static void child_unref(child_t *c) {
-  if (--c->refs == 0) free(c);
+  if (--c->refs > 0) return;
+  node_unlink(&c->node);
+  free(c);
 }
 
 static void child_closed(uv_handle_t *h) {
@@ -444,6 +531,14 @@ static void child_on_exit(uv_process_t *p, int64_t status, int sig) {
   uv_close((uv_handle_t *)&c->timer, child_closed);
   uv_close((uv_handle_t *)&c->proc, child_closed);
   while ((w = tide_waitq_pop(&c->waiters)) != NULL) tide_wait_wake(w);
+}
+
+/* The runtime is closing: close the handles of a child that still runs
+** (it is left running, as a collected Process leaves it). */
+static void child_abandon(node_t *n) {
+  child_t *c = (child_t *)n;
+  close_if_open((uv_handle_t *)&c->timer, child_closed);
+  close_if_open((uv_handle_t *)&c->proc, child_closed);
 }
 
 static void child_on_grace(uv_timer_t *t) {
@@ -653,6 +748,7 @@ static int process_spawn(lua_State *L) {
   }
   c->pid = c->proc.pid;
   c->refs = 3;
+  node_link(L, &c->node, child_abandon);
   p->c = c;
   luaL_setmetatable(L, PROCESS_MT);
   lua_pushvalue(L, 1);
@@ -716,6 +812,16 @@ int luaopen_tide_process(lua_State *L) {
     lua_setfield(L, -2, "__close");
     lua_pushcfunction(L, process__tostring);
     lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, REGISTRY_KEY) == LUA_TNIL) {
+    registry_t *reg = (registry_t *)lua_newuserdatauv(L, sizeof *reg, 0);
+    reg->head = NULL;
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, registry__gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, REGISTRY_KEY);
   }
   lua_pop(L, 1);
   tide_stream_open(L);

@@ -236,6 +236,26 @@ describe("tide.process", function()
     end)
   end)
 
+  it("closes the handles of running children when the runtime closes",
+     function()
+    -- The main task fails while a spawned child and a process.run run:
+    -- the runtime closes their handles on the way out (under ASan a leak
+    -- would change the exit status).
+    local f = dir .. "/pid"
+    local status, out = helper.tide(([[
+      local process = require "tide.process"
+      local p = process.spawn("sleep", {"30"})
+      io.open(%q, "w"):write(p.pid):close()
+      tide.spawn(process.run, "sleep", {"30"})
+      tide.sleep(0.01)
+      error("boom")
+    ]]):format(f))
+    assert.equal(1, status, out)
+    assert.matches("boom", out)
+    assert.not_matches("LeakSanitizer", out)
+    process.kill(tonumber(fs.read_file(f)), "KILL")
+  end)
+
   it("knows its own pid and kills others", function()
     assert.is_number(process.pid())
     local p = process.spawn("sleep", {"30"})
