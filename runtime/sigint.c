@@ -5,9 +5,12 @@
 ** the REPL), so `<close>` handlers and pcall cleanup run.  A second Ctrl-C
 ** while that cancel is still being handled, or a Ctrl-C when there is
 ** nothing to cancel, exits at once with status 130 (128 + SIGINT, what a
-** shell reports).  While tide.signal has a watcher on SIGINT
-** (rt->sigint_users > 0) this default stands aside.  This file owns the
-** handle; it is freed in its close callback from tide__sigint_close.
+** shell reports).  This default stands aside while tide.signal has a
+** watcher on SIGINT (rt->sigint_users > 0), and while interrupt_target is
+** anything but the main task: whoever moved it (the REPL, which points it
+** at the statement being run and has its own SIGINT handling) owns Ctrl-C
+** then.  This file owns the handle; it is freed in its close callback
+** from tide__sigint_close.
 */
 #include <signal.h>
 #include <stdio.h>
@@ -21,8 +24,8 @@ static void on_sigint(uv_signal_t *h, int signum) {
   tide_runtime_t *rt = (tide_runtime_t *)h->data;
   tide_task_t *t = rt->interrupt_target;
   (void)signum;
-  if (rt->sigint_users > 0) return;
-  if (!t || t->status >= TIDE_TASK_DONE ||
+  if (rt->sigint_users > 0 || !t || t != rt->main) return;
+  if (t->status >= TIDE_TASK_DONE ||
       (rt->sigint_cancelled == t->id && rt->sigint_cancelled != 0)) {
     /* _exit, not exit: libuv's destructor joins the thread pool, which a
     ** worker blocked in a slow read would hold up. */
