@@ -15,6 +15,8 @@
 ** deadline, run's own timeout) sends SIGTERM, then SIGKILL when the grace
 ** period ends.  The process handle stays open until libuv has reaped the
 ** child, so nothing is left as a zombie; only then are the handles closed.
+** Records still alive when the runtime closes are closed from the __gc of
+** a registry sentinel (see "live records").
 */
 #include <signal.h>
 #include <stdlib.h>
