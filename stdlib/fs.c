@@ -746,7 +746,7 @@ static int fs_mkdtemp(lua_State *L) {
                   0);
 }
 
-/* ---- File ------------------------------------------------------------------ */
+/* ---- File ---------------------------------------------------------------- */
 
 static file_t *check_file(lua_State *L) {
   file_t *f = (file_t *)luaL_checkudata(L, 1, FILE_MT);
@@ -1209,7 +1209,7 @@ static int file_sync(lua_State *L) {
   return job_start(L, file_job(L, f, OP_FSYNC, "file:sync"), file_resume);
 }
 
-/* ---- the module -------------------------------------------------------------- */
+/* ---- the module ---------------------------------------------------------- */
 
 static const luaL_Reg fs_funcs[] = {
   {"read_file", fs_read_file},

@@ -155,7 +155,7 @@ static void push_exit(lua_State *L, int64_t code, int sig) {
   }
 }
 
-/* ---- live records ---------------------------------------------------------- */
+/* ---- live records -------------------------------------------------------- */
 
 /* Every run and child record is on a per-runtime list while it lives, so
 ** that closing the runtime can close the handles of children that are
@@ -211,7 +211,7 @@ static void close_if_open(uv_handle_t *h, uv_close_cb cb) {
   if (!uv_is_closing(h)) uv_close(h, cb);
 }
 
-/* ---- run ------------------------------------------------------------------ */
+/* ---- run ----------------------------------------------------------------- */
 
 typedef struct {
   char *data;
@@ -491,7 +491,7 @@ static int process_run(lua_State *L) {
   return tide_wait_yield(L, &r->wait, "process.run");
 }
 
-/* ---- spawn and Process ------------------------------------------------------ */
+/* ---- spawn and Process --------------------------------------------------- */
 
 typedef struct {
   node_t node;
