@@ -745,5 +745,6 @@ int tide__open_core(lua_State *L) {
   new_type(L, DEADLINE_MT, deadline_methods, deadline_close, NULL);
   luaL_newlib(L, core_funcs);
   tide__error_fields(L, -1);
+  tide__pretty_fields(L, -1);
   return 1;
 }

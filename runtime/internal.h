@@ -179,6 +179,9 @@ void tide__error_add_traceback(lua_State *L, int idx, lua_State *co);
 
 void tide__error_fields(lua_State *L, int tbl);
 
+/* vm/pretty.c: tide.pretty and tide.pp */
+void tide__pretty_fields(lua_State *L, int tbl);
+
 /* runtime/loop.c (life cycle) */
 tide_runtime_t *tide__runtime_create(lua_State *L, uv_loop_t *loop);
 int tide__runtime_destroy(tide_runtime_t *rt, int close_lua);
