@@ -15,6 +15,8 @@
 
 #include "../runtime/internal.h"
 
+int tide__repl_open(lua_State *L); /* vm/repl.c */
+
 #define LUA_INIT_VAR "LUA_INIT"
 #define LUA_INITVARVERSION LUA_INIT_VAR LUA_VERSUFFIX
 
@@ -167,6 +169,7 @@ typedef struct {
   int script;
   int step;   /* 0: LUA_INIT, 1..script-1: options, script, then prompt */
   int done;
+  int repl;   /* the REPL was started: when it returns, the process ends */
 } cli_t;
 
 /* -l [g=]mod: require cannot yield, so a plain call is right. */
@@ -257,6 +260,7 @@ static int next_chunk(lua_State *L, cli_t *c) {
         }
       }
       if (!repl) continue;
+      c->repl = 1;
       lua_getglobal(L, "require");
       lua_pushliteral(L, "tide.repl");
       lua_call(L, 1, 1);
@@ -313,6 +317,7 @@ int main(int argc, char **argv) {
     return EXIT_FAILURE;
   }
   L = tide_runtime_lua(rt);
+  tide_module_register(rt, "tide._repl", tide__repl_open);
   createargtable(L, argv, argc, c.script);
   if (c.args & has_E) {
     lua_pushboolean(L, 1);
@@ -336,6 +341,9 @@ int main(int argc, char **argv) {
     tide_runtime_run(rt, TIDE_RUN_DEFAULT);
     if (t->status == TIDE_TASK_FAILED || t->status == TIDE_TASK_CANCELLED)
       break;
+    /* Leaving the REPL ends the process: what it left running was
+    ** cancelled, and handles left open are closed by the teardown. */
+    if (c.repl && t->status == TIDE_TASK_DONE) break;
     if (!rt->ready_head && !uv_loop_alive(tide_runtime_loop(rt))) break;
   }
   if (t->status == TIDE_TASK_FAILED || t->status == TIDE_TASK_CANCELLED) {
