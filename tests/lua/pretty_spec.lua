@@ -153,3 +153,24 @@ describe("tide.pp", function()
     assert.equal("nil", got[3])
   end)
 end)
+
+describe("docs/repl.md", function()
+  it("shows what its pretty-printer examples print", function()
+    local f = assert(io.open(helper.root .. "/docs/repl.md"))
+    local doc = f:read("a")
+    f:close()
+    local n = 0
+    for block in doc:gmatch("```lua\n(.-)```") do
+      local expected = {}
+      for line in block:gmatch("[^\n]*") do
+        local out = line:match("^%-%-> ?(.*)$")
+        if out then expected[#expected + 1] = out end
+      end
+      local status, out = helper.tide(block)
+      assert.equal(0, status, out)
+      assert.equal(table.concat(expected, "\n") .. "\n", out)
+      n = n + 1
+    end
+    assert.truthy(n >= 2)
+  end)
+end)

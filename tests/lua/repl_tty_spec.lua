@@ -141,6 +141,8 @@ describe("the REPL on a terminal", function()
     term:key("Enter")
     term:wait_for("\n>>$")
     term:send("garbage here")
+    -- the terminal drops typed-ahead input on Ctrl-C: let it arrive first
+    term:wait_for("\n>> garbage here$")
     term:key("C-c")
     term:wait_for("garbage here^C\n>$")
     local s = enter("3 + 3")
