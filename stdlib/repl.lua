@@ -52,9 +52,9 @@ local function handler(e)
 end
 
 -- Render results the way print separates values, each pretty-printed.
-function M.format(r, first, last)
-  local out = {}
-  for i = first, last do out[#out + 1] = tide.pretty(r[i]) end
+function M.format(r, first, last, width)
+  local out, opts = {}, { width = width or 80 }
+  for i = first, last do out[#out + 1] = tide.pretty(r[i], opts) end
   return table.concat(out, "\t")
 end
 
@@ -158,7 +158,10 @@ local function run_chunk(repl, f)
   elseif not r[1] then
     repl:write(2, tostring(r[2]) .. "\n")
   elseif r.n > 1 then
-    repl:write(1, M.format(r, 2, r.n) .. "\n")
+    local shown, text = pcall(M.format, r, 2, r.n, repl:width() - 1)
+    if shown then repl:write(1, text .. "\n")
+    else repl:write(2, "cannot show the result: " .. tostring(text) .. "\n")
+    end
   end
 end
 

@@ -469,8 +469,8 @@ static int render_table(pp_t *p, int idx, int level, int inl) {
   }
   if (shown < total) {
     lua_pushfstring(L, "...(%I more)", total - shown);
-    if (inl) adds(p, ", ");
-    else newline(p, level + 1);
+    if (!inl) newline(p, level + 1);
+    else if (shown > 0) adds(p, ", ");
     adds(p, lua_tostring(L, -1));
     lua_pop(L, 1);
   }

@@ -386,7 +386,7 @@ static void on_sigint(uv_signal_t *h, int signum) {
   /* owns nothing; the REPL record is in h->data */
   repl_t *r = (repl_t *)h->data;
   tide_task_t *target = r->rt->interrupt_target;
-  int acted = r->consumed == r->sigs;
+  int acted = r->chaining && r->consumed == r->sigs;
   (void)signum;
   r->handled = r->sigs;
   if (r->stuck_id) {
@@ -885,6 +885,20 @@ static int repl_open(lua_State *L) {
   return 1;
 }
 
+/* repl:width() -> the terminal's width in columns (80 without one). */
+static int repl_width(lua_State *L) {
+  repl_t *r = check_repl(L);
+  int rows = 0, cols = 0;
+#ifdef TIDE_HAVE_READLINE
+  if (r->use_rl) rl_get_screen_size(&rows, &cols);
+#else
+  (void)r;
+#endif
+  (void)rows;
+  lua_pushinteger(L, cols > 0 ? cols : 80);
+  return 1;
+}
+
 static int repl_is_tty(lua_State *L) {
   repl_t *r = check_repl(L);
   lua_pushboolean(L, r->use_rl || r->prompts);
@@ -897,6 +911,7 @@ static const luaL_Reg repl_methods[] = {
   {"add_history", repl_add_history},
   {"set_target", repl_set_target},
   {"is_tty", repl_is_tty},
+  {"width", repl_width},
   {"close", repl_close},
   {NULL, NULL}
 };

@@ -60,7 +60,8 @@ describe("tide.pretty", function()
     local t = {}
     for i = 1, 30 do t[i] = i end
     local s = pretty(t, { width = 40 })
-    assert.equal("{\n  1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,\n  13,", s:sub(1, 48))
+    assert.equal("{\n  1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,\n  13,",
+                 s:sub(1, 48))
     for line in s:gmatch("[^\n]+") do assert.truthy(#line <= 40, line) end
   end)
 

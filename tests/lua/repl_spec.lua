@@ -311,3 +311,67 @@ describe("docs/repl.md", function()
     assert.equal(expected, (out:gsub("^tide [^\n]*\n", "")))
   end)
 end)
+
+describe("tide._repl, the terminal side", function()
+  -- Run `code` as a script whose stdin is a pipe that stays empty until
+  -- the script creates the file named by arg[1], then carries `input`.
+  local function with_stdin(code, input)
+    local script, marker = tmpfile(code), os.tmpname()
+    os.remove(marker)
+    local cmd = ([[
+{ i=0; until [ -e %s ]; do i=$((i + 1)); [ $i -gt 1000 ] && break;
+  sleep 0.01; done; printf %s; } | timeout 20 %s %s %s 2>&1
+]]):format(q(marker), q(input), q(bin), q(script), q(marker))
+    local p = io.popen(cmd)
+    local out = p:read("a")
+    local _, _, code = p:close()
+    os.remove(script)
+    os.remove(marker)
+    return code, out
+  end
+
+  it("reads lines as a wait that can be cancelled", function()
+    local status, out = with_stdin([[
+local R = require "tide._repl"
+local r = R.open({tty = false})
+print(r:is_tty(), pcall(R.open, {tty = false}))
+local t = tide.spawn(function() return r:readline() end)
+tide.sleep(0.02)
+print(t.status, pcall(r.readline, r))
+t:cancel()
+local ok, err = pcall(tide.await, t)
+print(t.status, ok, err.code)
+io.open(arg[1], "w"):close()
+print(r:readline(), r:readline("ignored"), r:readline())
+r:close()
+r:close()
+print(pcall(r.readline, r))
+local r2 = R.open({tty = false})
+r2:close()
+print(pcall(R.open, 5))
+]], "hello\r\nlast line")
+    assert.equal(0, status, out)
+    local lines = {}
+    for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    assert.equal("false\tfalse\ta REPL is already open", lines[1])
+    assert.equal("waiting\tfalse\tthe REPL is already reading", lines[2])
+    assert.equal("cancelled\tfalse\tECANCELED", lines[3])
+    assert.equal("hello\tlast line\tnil", lines[4])
+    assert.equal("false\tthe REPL is closed", lines[5])
+    assert.truthy(lines[6]:find("^false\tbad argument #1 to '[%w._]*open' " ..
+                                "%(table expected, got number%)"), lines[6])
+  end)
+
+  it("wakes a reader with nil when the REPL is closed", function()
+    local status, out = with_stdin([[
+local r = require("tide._repl").open({tty = false})
+local t = tide.spawn(function() return r:readline() end)
+tide.sleep(0.01)
+r:close()
+print(pcall(tide.await, t))
+io.open(arg[1], "w"):close()
+]], "")
+    assert.equal(0, status, out)
+    assert.equal("true\tnil\n", out)
+  end)
+end)
