@@ -281,6 +281,9 @@ static int main_k(lua_State *L, int status, lua_KContext ctx) {
     lua_callk(L, n, 0, ctx, main_k);
     lua_settop(L, 0);
   }
+  /* After the REPL, main() ends the process even if handles are still
+  ** active: wake it from uv_run. */
+  if (c->repl) uv_stop(tide_runtime_loop(tide_runtime_from(L)));
   return 0;
 }
 

@@ -173,6 +173,14 @@ describe("the REPL through a pipe", function()
     assert.equal("", err)
   end)
 
+  it("ends even when a task refuses to be cancelled", function()
+    local st, out = repl(
+      "tide.spawn(function() while true do pcall(tide.sleep, 100) end end)\n" ..
+      "print('typed')\n")
+    assert.equal(0, st)
+    assert.truthy(out:find("\ntyped\n$"))
+  end)
+
   it("runs a script first with -i script", function()
     local path = tmpfile("count = 0\n" ..
                          "tide.spawn(function() tide.sleep(0.01) " ..
