@@ -590,6 +590,7 @@ static int co_step(lua_State *L, lua_State *co, int narg, int wrap) {
   }
   lua_xmove(L, co, narg);
   frame.from = L;
+  frame.co = co;
   frame.up = rt ? rt->nest : NULL;
   if (rt) rt->nest = &frame;
   st = lua_resume(co, L, narg, &nres);

@@ -82,6 +82,9 @@ enum { TASK_UV_THREAD = 1, TASK_UV_RESULT, TASK_UV_SRC,
 typedef struct tide_nest tide_nest_t;
 struct tide_nest {
   lua_State *from;  /* the thread that called coroutine.resume */
+  lua_State *co;    /* the coroutine it resumed: the innermost frame's is
+                       the thread running now (the REPL's Ctrl-C hooks
+                       it) */
   tide_nest_t *up;
 };
 
