@@ -342,11 +342,15 @@ static void end_echo(repl_t *r) {
 static void interrupt_hook(lua_State *L, lua_Debug *ar) {
   repl_t *r = the_repl;
   tide_task_t *t;
+  tide_nest_t *n;
   (void)ar;
   lua_sethook(L, NULL, 0, 0);
   if (!r || r->handled == r->sigs) return;
   t = r->rt->current;
-  if (!t || t->L != L) return;
+  if (!t) return;
+  /* L must be the task's thread or a coroutine it is running */
+  for (n = r->rt->nest; n && n->co != L; n = n->up) {}
+  if (t->L != L && !n) return;
   r->consumed = r->sigs;
   if (t != r->rt->interrupt_target) r->stuck_id = t->id;
   if (!r->prompt_on) end_echo(r);
@@ -364,11 +368,14 @@ static void raw_sigint(int sig, siginfo_t *info, void *uctx) {
     tide_task_t *t = r->rt->current;
     r->sigs++;
     if (t) {
+      /* hooks are per thread: hook the one running, the innermost
+      ** coroutine the task resumed if any */
+      lua_State *running = r->rt->nest ? r->rt->nest->co : t->L;
       if (t == r->rt->interrupt_target)
-        lua_sethook(t->L, interrupt_hook,
+        lua_sethook(running, interrupt_hook,
                     LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
       else
-        lua_sethook(t->L, interrupt_hook, LUA_MASKCOUNT, STUCK_COUNT);
+        lua_sethook(running, interrupt_hook, LUA_MASKCOUNT, STUCK_COUNT);
     }
     /* pass it on to libuv, which wakes the loop */
     if (r->chaining) {

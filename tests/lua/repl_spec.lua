@@ -283,6 +283,16 @@ describe("the REPL through a pipe", function()
       assert.truthy(err:find("interrupted", 1, true))
     end)
 
+    it("interrupts a loop inside a coroutine the statement runs", function()
+      local st, out, err = interrupt(
+        "print('started') io.stdout:flush() " ..
+        "coroutine.wrap(function() while true do end end)()\n" ..
+        "print('after')\n", "started")
+      assert.equal(0, st)
+      assert.equal("started\nafter\n", out)
+      assert.truthy(err:find("interrupted", 1, true))
+    end)
+
     it("cancels only the statement, not the tasks it spawned", function()
       local st, out = interrupt(
         "bg = tide.spawn(function() tide.sleep(0.2) return 'bg done' end)\n" ..
