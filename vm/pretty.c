@@ -27,8 +27,8 @@ typedef struct {
 /* A table being printed: enclosing tables, for cycle detection. */
 typedef struct {
   const void *ptr;
-  size_t open;  /* buffer offset of its opening brace */
-  int label;    /* 0 until a cycle back to it is found */
+  size_t open; /* buffer offset of its opening brace */
+  int label;   /* 0 until a cycle back to it is found */
 } frame_t;
 
 /* A point to come back to when an inline attempt does not fit.  Marks
@@ -47,7 +47,7 @@ typedef struct {
   frame_t path[MAX_PATH];
   int depth;
   int nlabels;
-  size_t line_start;  /* offset after the last newline */
+  size_t line_start; /* offset after the last newline */
   mark_t marks[MAX_MARKS];
   int nmarks;
 } pp_t;
@@ -93,14 +93,17 @@ static void add(pp_t *p, const char *s, size_t len) {
   p->out->n += len;
 }
 
-static void adds(pp_t *p, const char *s) { add(p, s, strlen(s)); }
+static void adds(pp_t *p, const char *s) {
+  add(p, s, strlen(s));
+}
 
-static void addc(pp_t *p, char c) { add(p, &c, 1); }
+static void addc(pp_t *p, char c) {
+  add(p, &c, 1);
+}
 
 static void mark(pp_t *p) {
   mark_t *m;
-  if (p->nmarks == MAX_MARKS)
-    luaL_error(p->L, "tide.pretty: nesting too deep");
+  if (p->nmarks == MAX_MARKS) luaL_error(p->L, "tide.pretty: nesting too deep");
   m = &p->marks[p->nmarks++];
   m->n = p->out->n;
   m->line_start = p->line_start;
@@ -108,7 +111,9 @@ static void mark(pp_t *p) {
 }
 
 /* The attempt fitted: keep what it printed. */
-static void commit(pp_t *p) { p->nmarks--; }
+static void commit(pp_t *p) {
+  p->nmarks--;
+}
 
 /* Throw away what the attempt printed.  Labels it gave to tables inside
 ** it go too; labels of enclosing tables (still being printed) stay. */
@@ -147,7 +152,9 @@ static void newline(pp_t *p, int level) {
   for (i = 0; i < level * p->indent; i++) addc(p, ' ');
 }
 
-static size_t column(pp_t *p) { return p->out->n - p->line_start; }
+static size_t column(pp_t *p) {
+  return p->out->n - p->line_start;
+}
 
 /* ---- scalars --------------------------------------------------------- */
 
@@ -160,15 +167,33 @@ static void add_string(pp_t *p, const char *s, size_t len) {
   for (i = 0; i < shown; i++) {
     unsigned char c = (unsigned char)s[i];
     switch (c) {
-      case '"': adds(p, "\\\""); break;
-      case '\\': adds(p, "\\\\"); break;
-      case '\n': adds(p, "\\n"); break;
-      case '\r': adds(p, "\\r"); break;
-      case '\t': adds(p, "\\t"); break;
-      case '\a': adds(p, "\\a"); break;
-      case '\b': adds(p, "\\b"); break;
-      case '\f': adds(p, "\\f"); break;
-      case '\v': adds(p, "\\v"); break;
+      case '"':
+        adds(p, "\\\"");
+        break;
+      case '\\':
+        adds(p, "\\\\");
+        break;
+      case '\n':
+        adds(p, "\\n");
+        break;
+      case '\r':
+        adds(p, "\\r");
+        break;
+      case '\t':
+        adds(p, "\\t");
+        break;
+      case '\a':
+        adds(p, "\\a");
+        break;
+      case '\b':
+        adds(p, "\\b");
+        break;
+      case '\f':
+        adds(p, "\\f");
+        break;
+      case '\v':
+        adds(p, "\\v");
+        break;
       default:
         if (c < 32 || c == 127) {
           /* \ddd with three digits, so a following digit cannot join it */
@@ -192,17 +217,17 @@ static void add_string(pp_t *p, const char *s, size_t len) {
 
 static int is_identifier(const char *s, size_t len) {
   static const char *const reserved[] = {
-    "and", "break", "do", "else", "elseif", "end", "false", "for",
-    "function", "goto", "if", "in", "local", "nil", "not", "or", "repeat",
-    "return", "then", "true", "until", "while", NULL};
+      "and",      "break",  "do",   "else", "elseif", "end",   "false", "for",
+      "function", "goto",   "if",   "in",   "local",  "nil",   "not",   "or",
+      "repeat",   "return", "then", "true", "until",  "while", NULL};
   size_t i;
   int k;
   if (len == 0 || !(s[0] == '_' || ((s[0] | 32) >= 'a' && (s[0] | 32) <= 'z')))
     return 0;
   for (i = 1; i < len; i++) {
     char c = s[i];
-    if (!(c == '_' || (c >= '0' && c <= '9') || ((c | 32) >= 'a' &&
-                                                  (c | 32) <= 'z')))
+    if (!(c == '_' || (c >= '0' && c <= '9') ||
+          ((c | 32) >= 'a' && (c | 32) <= 'z')))
       return 0;
   }
   for (k = 0; reserved[k]; k++)
@@ -260,7 +285,7 @@ typedef struct {
   lua_Number num;
   const char *str;
   size_t len;
-  int slot;  /* index in the keys table */
+  int slot; /* index in the keys table */
 } pkey_t;
 
 /* Compare strings in natural order: runs of digits compare by value, so
@@ -273,8 +298,10 @@ static int natural_cmp(const char *a, size_t na, const char *b, size_t nb) {
       size_t si, sj, li, lj;
       while (i < na && a[i] == '0') i++;
       while (j < nb && b[j] == '0') j++;
-      for (si = i; i < na && a[i] >= '0' && a[i] <= '9'; i++) {}
-      for (sj = j; j < nb && b[j] >= '0' && b[j] <= '9'; j++) {}
+      for (si = i; i < na && a[i] >= '0' && a[i] <= '9'; i++) {
+      }
+      for (sj = j; j < nb && b[j] >= '0' && b[j] <= '9'; j++) {
+      }
       li = i - si;
       lj = j - sj;
       if (li != lj) return li < lj ? -1 : 1;
@@ -469,8 +496,10 @@ static int render_table(pp_t *p, int idx, int level, int inl) {
   }
   if (shown < total) {
     lua_pushfstring(L, "...(%I more)", total - shown);
-    if (!inl) newline(p, level + 1);
-    else if (shown > 0) adds(p, ", ");
+    if (!inl)
+      newline(p, level + 1);
+    else if (shown > 0)
+      adds(p, ", ");
     adds(p, lua_tostring(L, -1));
     lua_pop(L, 1);
   }
@@ -529,8 +558,7 @@ static lua_Integer opt_int(lua_State *L, int opts, const char *name,
     if (lua_isnumber(L, -1)) {
       lua_Number n = lua_tonumber(L, -1);
       /* math.huge means no limit */
-      v = n >= (lua_Number)LUA_MAXINTEGER ? LUA_MAXINTEGER
-                                          : (lua_Integer)n;
+      v = n >= (lua_Number)LUA_MAXINTEGER ? LUA_MAXINTEGER : (lua_Integer)n;
     } else {
       luaL_error(L, "bad option '%s' to 'pretty' (number expected, got %s)",
                  name, luaL_typename(L, -1));

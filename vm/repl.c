@@ -50,30 +50,30 @@ enum { READ_NONE = 0, READ_LINE, READ_EOF, READ_INTR };
 
 typedef struct repl {
   tide_runtime_t *rt;
-  lua_State *L;            /* the main thread, for completion */
-  uv_poll_t *poll;         /* stdin; NULL when it cannot be polled (a
-                              regular file), then reads are synchronous */
+  lua_State *L;    /* the main thread, for completion */
+  uv_poll_t *poll; /* stdin; NULL when it cannot be polled (a
+                      regular file), then reads are synchronous */
   uv_signal_t *sigint;
   uv_signal_t *sigwinch;
   int polling;
-  int use_rl;              /* readline on a terminal */
-  int prompts;             /* print prompts without readline */
+  int use_rl;  /* readline on a terminal */
+  int prompts; /* print prompts without readline */
   int closed;
-  tide_task_t *reader;     /* the task waiting for a line */
-  int prompt_on;           /* readline's handler installed */
-  int outcome;             /* READ_* for the reader */
-  char *line;              /* the line read (malloced) */
-  char *buf;               /* input not yet cut into lines */
+  tide_task_t *reader; /* the task waiting for a line */
+  int prompt_on;       /* readline's handler installed */
+  int outcome;         /* READ_* for the reader */
+  char *line;          /* the line read (malloced) */
+  char *buf;           /* input not yet cut into lines */
   size_t blen, bcap;
   int eof;
   struct sigaction chained; /* the SIGINT handler we pass signals to */
   int chaining;
   volatile sig_atomic_t sigs; /* SIGINTs seen by the raw handler */
-  sig_atomic_t consumed;   /* ... of which the hook acted on */
-  sig_atomic_t handled;    /* ... and the loop has seen */
-  uint64_t stuck_id;       /* a background task the hook interrupted */
+  sig_atomic_t consumed;      /* ... of which the hook acted on */
+  sig_atomic_t handled;       /* ... and the loop has seen */
+  uint64_t stuck_id;          /* a background task the hook interrupted */
   tide_task_t *saved_target;
-  char *history;           /* history file, or NULL */
+  char *history; /* history file, or NULL */
 } repl_t;
 
 static repl_t *the_repl;
@@ -147,8 +147,10 @@ static void read_some(repl_t *r) {
   do {
     n = read(0, r->buf + r->blen, r->bcap - r->blen);
   } while (n < 0 && errno == EINTR);
-  if (n > 0) r->blen += (size_t)n;
-  else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) r->eof = 1;
+  if (n > 0)
+    r->blen += (size_t)n;
+  else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+    r->eof = 1;
 }
 
 #ifdef TIDE_HAVE_READLINE
@@ -349,7 +351,8 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar) {
   t = r->rt->current;
   if (!t) return;
   /* L must be the task's thread or a coroutine it is running */
-  for (n = r->rt->nest; n && n->co != L; n = n->up) {}
+  n = r->rt->nest;
+  while (n && n->co != L) n = n->up;
   if (t->L != L && !n) return;
   r->consumed = r->sigs;
   if (t != r->rt->interrupt_target) r->stuck_id = t->id;
@@ -398,12 +401,14 @@ static void on_sigint(uv_signal_t *h, int signum) {
   r->handled = r->sigs;
   if (r->stuck_id) {
     char msg[96];
-    snprintf(msg, sizeof msg, "tide: interrupted task %llu, which kept "
-             "the loop busy\n", (unsigned long long)r->stuck_id);
+    snprintf(msg, sizeof msg,
+             "tide: interrupted task %llu, which kept "
+             "the loop busy\n",
+             (unsigned long long)r->stuck_id);
     r->stuck_id = 0;
     write_above(r, stderr, msg, strlen(msg));
   }
-  if (acted) return;  /* the hook already interrupted the statement */
+  if (acted) return; /* the hook already interrupted the statement */
   if (r->reader) {
     /* at the prompt: drop the line (and any unfinished chunk) */
 #ifdef TIDE_HAVE_READLINE
@@ -420,7 +425,7 @@ static void on_sigint(uv_signal_t *h, int signum) {
       r->prompt_on = 0;
     } else
 #endif
-    if (r->prompts) {
+        if (r->prompts) {
       fputs("\n", stdout);
       fflush(stdout);
     }
@@ -451,9 +456,9 @@ static int repl_set_target(lua_State *L) {
 /* ---- completion -------------------------------------------------------- */
 
 static const char *const keywords[] = {
-  "and", "break", "do", "else", "elseif", "end", "false", "for",
-  "function", "goto", "if", "in", "local", "nil", "not", "or", "repeat",
-  "return", "then", "true", "until", "while", NULL};
+    "and",      "break",  "do",   "else", "elseif", "end",   "false", "for",
+    "function", "goto",   "if",   "in",   "local",  "nil",   "not",   "or",
+    "repeat",   "return", "then", "true", "until",  "while", NULL};
 
 /* The table of fields a value offers: itself if a table, then what its
 ** metatable's __index offers (a table, or the methods table that a C
@@ -620,8 +625,7 @@ static int collect(lua_State *L) {
         lua_pop(L, 1);
       }
     }
-    if (lua_getfield(L, LUA_REGISTRYINDEX, "tide.repl.lazy") ==
-        LUA_TTABLE) {
+    if (lua_getfield(L, LUA_REGISTRYINDEX, "tide.repl.lazy") == LUA_TTABLE) {
       lua_pushnil(L);
       while (lua_next(L, -2)) {
         size_t kl;
@@ -671,7 +675,7 @@ static char **complete_word(const char *text, int start, int end) {
   size_t n, i, common = 0;
   (void)start;
   (void)end;
-  rl_attempted_completion_over = 1;  /* no file names */
+  rl_attempted_completion_over = 1; /* no file names */
   rl_completion_append_character = '\0';
   if (!r) return NULL;
   L = r->L;
@@ -777,8 +781,8 @@ static int repl_close(lua_State *L) {
 #endif
   if (r->chaining) {
     struct sigaction cur;
-    if (sigaction(SIGINT, NULL, &cur) == 0 &&
-        (cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == raw_sigint)
+    if (sigaction(SIGINT, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+        cur.sa_sigaction == raw_sigint)
       sigaction(SIGINT, &r->chained, NULL);
     r->chaining = 0;
   }
@@ -862,7 +866,7 @@ static int repl_open(lua_State *L) {
   if (r->use_rl) {
     static int once;
     rl_readline_name = "tide";
-    rl_catch_signals = 0;   /* SIGINT is ours, through libuv */
+    rl_catch_signals = 0; /* SIGINT is ours, through libuv */
     rl_catch_sigwinch = 0;
     rl_attempted_completion_function = complete_word;
     rl_completer_word_break_characters =
@@ -912,22 +916,17 @@ static int repl_is_tty(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg repl_methods[] = {
-  {"readline", repl_readline},
-  {"write", repl_write},
-  {"add_history", repl_add_history},
-  {"set_target", repl_set_target},
-  {"is_tty", repl_is_tty},
-  {"width", repl_width},
-  {"close", repl_close},
-  {NULL, NULL}
-};
+static const luaL_Reg repl_methods[] = {{"readline", repl_readline},
+                                        {"write", repl_write},
+                                        {"add_history", repl_add_history},
+                                        {"set_target", repl_set_target},
+                                        {"is_tty", repl_is_tty},
+                                        {"width", repl_width},
+                                        {"close", repl_close},
+                                        {NULL, NULL}};
 
 static const luaL_Reg repl_funcs[] = {
-  {"open", repl_open},
-  {"complete", repl_complete},
-  {NULL, NULL}
-};
+    {"open", repl_open}, {"complete", repl_complete}, {NULL, NULL}};
 
 /* luaopen for "tide._repl" (registered by the CLI). */
 int tide__repl_open(lua_State *L) {
