@@ -441,7 +441,12 @@ static void on_sigwinch(uv_signal_t *h, int signum) {
   /* owns nothing; the REPL record is in h->data */
   repl_t *r = (repl_t *)h->data;
   (void)signum;
-  if (r->prompt_on) rl_resize_terminal();
+  /* redraw the prompt for the new width; without a prompt shown, only
+  ** note the size (results are pretty-printed to it) */
+  if (r->prompt_on)
+    rl_resize_terminal();
+  else
+    rl_reset_screen_size();
 }
 #endif
 

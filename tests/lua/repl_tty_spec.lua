@@ -46,6 +46,19 @@ describe("the REPL on a terminal", function()
     assert.truthy(s:find('{1, 2, {a = "x"}}', 1, true))
   end)
 
+  it("fits results to the terminal's width, as it changes", function()
+    start()
+    enter("t = {alpha = ('a'):rep(10), beta = ('b'):rep(10), " ..
+          "gamma = ('c'):rep(10)}")
+    local s = enter("t")
+    assert.truthy(s:find('\n{alpha = "aaaaaaaaaa", beta = "bbbbbbbbbb", ' ..
+                         'gamma = "cccccccccc"}\n>$'))
+    assert(term:tmux("resize-window -x 50 -y 40"))
+    s = enter("t")
+    assert.truthy(s:find('\n{\n  alpha = "aaaaaaaaaa",\n  beta = ' ..
+                         '"bbbbbbbbbb",\n  gamma = "cccccccccc"\n}\n>$'))
+  end)
+
   it("edits the line", function()
     start()
     term:send("1+2")
