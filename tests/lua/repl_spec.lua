@@ -353,12 +353,15 @@ describe("tide._repl, the terminal side", function()
 local R = require "tide._repl"
 local r = R.open({tty = false})
 print(r:is_tty(), pcall(R.open, {tty = false}))
+local stats = tide._stats
+local idle = stats().handles
 local t = tide.spawn(function() return r:readline() end)
 tide.sleep(0.02)
 print(t.status, pcall(r.readline, r))
+local reading = stats().handles
 t:cancel()
 local ok, err = pcall(tide.await, t)
-print(t.status, ok, err.code)
+print(t.status, ok, err.code, reading - idle, stats().handles - idle)
 io.open(arg[1], "w"):close()
 print(r:readline(), r:readline("ignored"), r:readline())
 r:close()
@@ -373,7 +376,8 @@ print(pcall(R.open, 5))
     for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
     assert.equal("false\tfalse\ta REPL is already open", lines[1])
     assert.equal("waiting\tfalse\tthe REPL is already reading", lines[2])
-    assert.equal("cancelled\tfalse\tECANCELED", lines[3])
+    -- stdin is watched while a task reads, and no longer once cancelled
+    assert.equal("cancelled\tfalse\tECANCELED\t1\t0", lines[3])
     assert.equal("hello\tlast line\tnil", lines[4])
     assert.equal("false\tthe REPL is closed", lines[5])
     assert.truthy(lines[6]:find("^false\tbad argument #1 to '[%w._]*open' " ..
