@@ -10,6 +10,7 @@
 ** box on the Lua stack, so an error half-way (a failing __tostring, memory)
 ** frees it through the box's __gc.
 */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -551,14 +552,13 @@ static int render(pp_t *p, int idx, int level, int inl) {
   }
 }
 
-static lua_Integer opt_int(lua_State *L, int opts, const char *name,
-                           lua_Integer def) {
-  lua_Integer v = def;
+/* A count option, clamped to 0..INT_MAX (math.huge means no limit). */
+static int opt_int(lua_State *L, int opts, const char *name, int def) {
+  int v = def;
   if (opts && lua_getfield(L, opts, name) != LUA_TNIL) {
-    if (lua_isnumber(L, -1)) {
-      lua_Number n = lua_tonumber(L, -1);
-      /* math.huge means no limit */
-      v = n >= (lua_Number)LUA_MAXINTEGER ? LUA_MAXINTEGER : (lua_Integer)n;
+    lua_Number n = lua_tonumber(L, -1);
+    if (lua_isnumber(L, -1) && n == n) {
+      v = n >= (lua_Number)INT_MAX ? INT_MAX : n <= 0 ? 0 : (int)n;
     } else {
       luaL_error(L, "bad option '%s' to 'pretty' (number expected, got %s)",
                  name, luaL_typename(L, -1));
@@ -581,10 +581,10 @@ static int pretty(lua_State *L) {
   }
   memset(&p, 0, sizeof p);
   p.L = L;
-  p.indent = (int)opt_int(L, opts, "indent", 2);
-  p.maxdepth = (int)opt_int(L, opts, "depth", 6);
+  p.indent = opt_int(L, opts, "indent", 2);
+  p.maxdepth = opt_int(L, opts, "depth", 6);
   p.maxitems = opt_int(L, opts, "items", 100);
-  p.width = (int)opt_int(L, opts, "width", 80);
+  p.width = opt_int(L, opts, "width", 80);
   p.maxstring = opt_int(L, opts, "string", 4000);
   p.use_tostring = 1;
   if (opts) {
@@ -592,10 +592,7 @@ static int pretty(lua_State *L) {
     if (lua_isboolean(L, -1)) p.use_tostring = lua_toboolean(L, -1);
     lua_pop(L, 1);
   }
-  if (p.indent < 0 || p.indent > 16) p.indent = 2;
-  if (p.maxdepth < 0) p.maxdepth = 0;
-  if (p.maxitems < 0) p.maxitems = 0;
-  if (p.maxstring < 0) p.maxstring = 0;
+  if (p.indent > 16) p.indent = 16;
   lua_settop(L, 2);
   p.out = box_new(L); /* index 3 */
   render(&p, 1, 0, 0);

@@ -82,6 +82,14 @@ describe("tide.pretty", function()
     assert.equal("{a = {b = {...}}}", pretty(t, { depth = 2 }))
     assert.equal("{a = {b = {c = {d = 1}}}}", pretty(t))
     assert.equal("{...}", pretty(t, { depth = 0 }))
+    local deep = {}
+    local cur = deep
+    for _ = 1, 10 do cur.x = {} cur = cur.x end
+    assert.equal(("{x = "):rep(10) .. "{}" .. ("}"):rep(10),
+                 pretty(deep, { depth = math.huge }))
+    -- a limit past what the printer nests stops there, without failing
+    for _ = 1, 100 do cur.x = {} cur = cur.x end
+    assert.truthy(pretty(deep, { depth = math.huge }):find("{...}", 1, true))
   end)
 
   it("marks cycles and labels the table they lead back to", function()
@@ -138,6 +146,11 @@ describe("tide.pretty", function()
     ok, err = pcall(pretty, 1, { depth = "deep" })
     assert.is_false(ok)
     assert.truthy(err:find("bad option 'depth'", 1, true))
+    ok, err = pcall(pretty, 1, { items = 0 / 0 })
+    assert.is_false(ok)
+    assert.truthy(err:find("bad option 'items'", 1, true))
+    -- negative limits count as zero
+    assert.equal("{...(2 more)}", pretty({ 1, 2 }, { items = -5 }))
   end)
 end)
 
