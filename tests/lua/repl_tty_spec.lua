@@ -27,6 +27,13 @@ describe("the REPL on a terminal", function()
     return term
   end
 
+  -- Leave with Ctrl-D on a cleared line: the REPL must exit with status 0
+  -- (under ASan, that also says nothing leaked).
+  local function finish()
+    term:key("C-u", "C-d")
+    term:wait_for("[exit 0]", 10, true)
+  end
+
   -- Type a line and wait until the next prompt shows under it.
   local function enter(line)
     local function prompts(s) return select(2, s:gsub("\n>%f[ \n%z]", "")) end
@@ -44,6 +51,7 @@ describe("the REPL on a terminal", function()
     assert.truthy(s:find("> 1 %+ 2\n3\n>$"))
     s = enter("{1, 2, {a = 'x'}}")
     assert.truthy(s:find('{1, 2, {a = "x"}}', 1, true))
+    finish()
   end)
 
   it("fits results to the terminal's width, as it changes", function()
@@ -57,6 +65,7 @@ describe("the REPL on a terminal", function()
     s = enter("t")
     assert.truthy(s:find('\n{\n  alpha = "aaaaaaaaaa",\n  beta = ' ..
                          '"bbbbbbbbbb",\n  gamma = "cccccccccc"\n}\n>$'))
+    finish()
   end)
 
   it("edits the line", function()
@@ -69,6 +78,7 @@ describe("the REPL on a terminal", function()
     term:wait_for("> 1%*20$")
     term:key("Enter")
     term:wait_for("\n20\n>$")
+    finish()
   end)
 
   it("reads a chunk over several lines", function()
@@ -82,6 +92,7 @@ describe("the REPL on a terminal", function()
     term:send("end")
     term:key("Enter")
     term:wait_for(">> end\n10\n20\n>$")
+    finish()
   end)
 
   it("keeps history across sessions", function()
@@ -121,6 +132,7 @@ describe("the REPL on a terminal", function()
     term:key("Tab", "Tab")
     local s = term:wait_for("tide%.sleep%(%s+tide%.spawn%(")
     assert.truthy(s:find("\n> tide.s$"))
+    finish()
   end)
 
   it("Ctrl-C cancels a statement waiting in tide.sleep", function()
@@ -134,6 +146,7 @@ describe("the REPL on a terminal", function()
     assert.falsy(s:find("\nnot reached\n", 1, true))
     s = enter("1 + 1")
     assert.truthy(s:find("\n2\n>$"))
+    finish()
   end)
 
   it("Ctrl-C interrupts a CPU-bound loop", function()
@@ -146,6 +159,7 @@ describe("the REPL on a terminal", function()
     assert.truthy(s:find("interrupted", 1, true))
     s = enter("2 + 2")
     assert.truthy(s:find("\n4\n>$"))
+    finish()
   end)
 
   it("Ctrl-C at the prompt clears the line and a pending chunk", function()
@@ -160,6 +174,7 @@ describe("the REPL on a terminal", function()
     term:wait_for("garbage here^C\n>$")
     local s = enter("3 + 3")
     assert.truthy(s:find("\n6\n>$"))
+    finish()
   end)
 
   it("prints background output above the line being typed", function()
@@ -173,6 +188,7 @@ describe("the REPL on a terminal", function()
     term:send("23 print(typed)")
     term:key("Enter")
     term:wait_for("\n123\n>$")
+    finish()
   end)
 
   it("Ctrl-D exits and cancels the tasks still running", function()
