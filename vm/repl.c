@@ -392,6 +392,22 @@ static void raw_sigint(int sig, siginfo_t *info, void *uctx) {
   errno = saved_errno;
 }
 
+/* Ctrl-C at the prompt: show ^C after the line and forget it.  The ^C
+** goes out before readline gives the terminal back, which ends in a
+** carriage return. */
+static void drop_line(repl_t *r) {
+#ifdef TIDE_HAVE_READLINE
+  rl_point = rl_end;
+  rl_redisplay();
+  fputs("^C\n", stdout);
+  fflush(stdout);
+  rl_free_line_state();
+  rl_callback_sigcleanup();
+  rl_callback_handler_remove();
+#endif
+  r->prompt_on = 0;
+}
+
 static void on_sigint(uv_signal_t *h, int signum) {
   /* owns nothing; the REPL record is in h->data */
   repl_t *r = (repl_t *)h->data;
@@ -402,8 +418,7 @@ static void on_sigint(uv_signal_t *h, int signum) {
   if (r->stuck_id) {
     char msg[96];
     snprintf(msg, sizeof msg,
-             "tide: interrupted task %llu, which kept "
-             "the loop busy\n",
+             "tide: interrupted task %llu, which kept the loop busy\n",
              (unsigned long long)r->stuck_id);
     r->stuck_id = 0;
     write_above(r, stderr, msg, strlen(msg));
@@ -411,21 +426,9 @@ static void on_sigint(uv_signal_t *h, int signum) {
   if (acted) return; /* the hook already interrupted the statement */
   if (r->reader) {
     /* at the prompt: drop the line (and any unfinished chunk) */
-#ifdef TIDE_HAVE_READLINE
     if (r->prompt_on) {
-      /* ^C after the line, before readline gives the terminal back (which
-      ** ends in a carriage return) */
-      rl_point = rl_end;
-      rl_redisplay();
-      fputs("^C\n", stdout);
-      fflush(stdout);
-      rl_free_line_state();
-      rl_callback_sigcleanup();
-      rl_callback_handler_remove();
-      r->prompt_on = 0;
-    } else
-#endif
-        if (r->prompts) {
+      drop_line(r);
+    } else if (r->prompts) {
       fputs("\n", stdout);
       fflush(stdout);
     }
