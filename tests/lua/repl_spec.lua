@@ -122,10 +122,15 @@ describe("the REPL through a pipe", function()
 
   it("runs each chunk as its own task, where async calls work", function()
     local _, out = repl("tide.current().name\n" ..
-                        "t0 = tide.now() tide.sleep(0.05) " ..
-                        "return tide.now() - t0 >= 0.04\n" ..
-                        "tide.current() ~= nil\n")
-    assert.equal('"repl"\ntrue\ntrue\n', out)
+                        "tide.sleep(0.01) return 'slept'\n" ..
+                        "tide.current().id\n" ..
+                        "tide.current().id\n")
+    local lines = {}
+    for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    assert.equal('"repl"', lines[1])
+    assert.equal('"slept"', lines[2])
+    -- a new task for every chunk
+    assert.are_not.equal(lines[3], lines[4])
   end)
 
   it("keeps spawned tasks running between chunks", function()
