@@ -9,11 +9,14 @@
 **   ~/.tide_history, completion of globals and fields); otherwise lines are
 **   cut from a buffer and no prompt is printed, so the REPL can be scripted.
 **   Reading a line is an ordinary wait of the calling task.
-** - Ctrl-C: a uv_signal_t (unref'd) cancels rt->interrupt_target, the
+** - Ctrl-C: a uv_signal_t cancels rt->interrupt_target, the
 **   statement being run, or clears the line at the prompt.  A CPU-bound
 **   statement never lets the loop see that signal, so a raw SIGINT handler,
 **   chained in front of libuv's, arms a count hook (lua_sethook is safe in a
-**   signal handler) that raises ECANCELED inside the running task.
+**   signal handler) that raises ECANCELED inside the running task.  The
+**   engine's default handler (runtime/sigint.c) stands aside while the
+**   target is not the main task, which the REPL ensures, and both stand
+**   aside for statements while tide.signal watches SIGINT.
 ** - Output written while the prompt is shown goes above it: the prompt and
 **   the half-typed line are cleared, the text written, and the line drawn
 **   again.
@@ -370,7 +373,8 @@ static void raw_sigint(int sig, siginfo_t *info, void *uctx) {
   if (r) {
     tide_task_t *t = r->rt->current;
     r->sigs++;
-    if (t) {
+    /* while tide.signal watches SIGINT, Ctrl-C is a message for it */
+    if (t && r->rt->sigint_users == 0) {
       /* hooks are per thread: hook the one running, the innermost
       ** coroutine the task resumed if any */
       lua_State *running = r->rt->nest ? r->rt->nest->co : t->L;
@@ -433,7 +437,7 @@ static void on_sigint(uv_signal_t *h, int signum) {
       fflush(stdout);
     }
     finish_read(r, READ_INTR, NULL);
-  } else if (target) {
+  } else if (target && r->rt->sigint_users == 0) {
     end_echo(r);
     tide_task_cancel(target, "interrupted");
   }
@@ -859,8 +863,10 @@ static int repl_open(lua_State *L) {
   if (!r->sigint) abort();
   uv_signal_init(rt->loop, r->sigint);
   r->sigint->data = r;
+  /* Kept referenced: a statement waiting on what nothing else can end (a
+  ** future nobody sets) must leave the REPL waiting for Ctrl-C, not make
+  ** the loop run dry. */
   uv_signal_start(r->sigint, on_sigint, SIGINT);
-  uv_unref((uv_handle_t *)r->sigint);
   /* Chain a raw handler in front of libuv's (installed just now, or
   ** earlier by another watcher of SIGINT) for CPU-bound statements. */
   if (sigaction(SIGINT, NULL, &r->chained) == 0) {

@@ -298,6 +298,27 @@ describe("the REPL through a pipe", function()
       assert.truthy(err:find("interrupted", 1, true))
     end)
 
+    it("leaves Ctrl-C to a statement that waits for it", function()
+      local st, out, err = interrupt(
+        "f = tide.future() h = require('tide.signal').on('INT', " ..
+        "function(s) f:set(s) end) print('started') io.stdout:flush() " ..
+        "print('got', f:await()) h:close()\n" ..
+        "print('after')\n", "started")
+      assert.equal(0, st, err)
+      assert.equal("started\ngot\tINT\nafter\n", out)
+      assert.equal("", err)
+    end)
+
+    it("cancels a statement that waits on what nothing else ends",
+       function()
+      local st, out, err = interrupt(
+        "print('started') io.stdout:flush() tide.future():await()\n" ..
+        "print('after')\n", "started")
+      assert.equal(0, st, err)
+      assert.equal("started\nafter\n", out)
+      assert.truthy(err:find("interrupted", 1, true))
+    end)
+
     it("cancels only the statement, not the tasks it spawned", function()
       local st, out = interrupt(
         "bg = tide.spawn(function() tide.sleep(0.2) return 'bg done' end)\n" ..
