@@ -252,6 +252,12 @@ describe("the REPL through a pipe", function()
       assert.equal("a.b.cd", complete("a.b.c", "a = {b = {cd = 1}}\n"))
     end)
 
+    it("loads a module global to complete its fields", function()
+      assert.equal("fs.read_file(", complete("fs.read_f"))
+      assert.equal("", complete("nosuch.x", "require('tide.repl').lazy" ..
+                                ".nosuch = 'tide.nosuch'\n"))
+    end)
+
     it("completes methods after a colon, through __index", function()
       local setup = "t = tide.spawn(function() end) s = 'x' " ..
         "obj = setmetatable({}, {__index = {go = function() end, " ..
