@@ -7,7 +7,7 @@ PACKAGES="
   build-essential cmake pkg-config
   liblua5.4-dev lua5.4 libuv1-dev libcurl4-openssl-dev libhttp-parser-dev
   libreadline-dev
-  lua-busted lua-cjson
+  lua-busted lua-cjson python3-aiohttp
   curl nginx-light wrk tmux valgrind python3 nodejs
   time hyperfine
 "

@@ -24,6 +24,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -122,7 +124,10 @@ typedef struct sock {
   uv_poll_t poll;
   client_t *c;
   curl_socket_t fd;
-  int events;            /* what curl asked us to watch */
+  int want;              /* what curl watches (0: curl forgot it) */
+  int armed;             /* what the poll handle watches (0: stopped) */
+  int owned;             /* opened by on_open_socket: a connection's
+                            socket, closed through on_close_socket */
   struct sock *prev, *next;
 } sock_t;
 
@@ -130,7 +135,9 @@ struct client {
   uv_loop_t *loop;
   CURLM *multi;          /* made on the first request */
   uv_timer_t *timer;     /* malloced; freed in its close callback */
-  sock_t *socks;
+  sock_t *socks;         /* every poll handle, watched or kept idle */
+  sock_t **byfd;         /* the same, indexed by socket */
+  size_t nbyfd;
   xfer_t *xfers;         /* every transfer not yet freed */
   CURL *pool[POOL_MAX];
   int npool;
@@ -244,9 +251,17 @@ static void stream_unhold(stream_t *s) {
 
 /* ---- transfers ------------------------------------------------------------ */
 
+static int on_close_socket(void *ud, curl_socket_t fd);
+static curl_socket_t on_open_socket(void *ud, curlsocktype purpose,
+                                    struct curl_sockaddr *a);
+
 /* Options every pooled easy handle carries; a request changes the others
 ** and marks the transfer dirty when it sets one a plain GET does not. */
-static void easy_baseline(CURL *e) {
+static void easy_baseline(client_t *c, CURL *e) {
+  cu.easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+  cu.easy_setopt(e, CURLOPT_CLOSESOCKETDATA, (void *)c);
+  cu.easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+  cu.easy_setopt(e, CURLOPT_OPENSOCKETDATA, (void *)c);
   cu.easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   cu.easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   cu.easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
@@ -259,7 +274,7 @@ static CURL *easy_get(client_t *c) {
   CURL *e;
   if (c->npool > 0) return c->pool[--c->npool];
   e = cu.easy_init();
-  if (e) easy_baseline(e);
+  if (e) easy_baseline(c, e);
   return e;
 }
 
@@ -267,7 +282,7 @@ static void easy_put(client_t *c, CURL *e, int dirty) {
   if (c && !c->closed && c->npool < POOL_MAX) {
     if (dirty) {
       cu.easy_reset(e);
-      easy_baseline(e);
+      easy_baseline(c, e);
     }
     c->pool[c->npool++] = e;
   } else {
@@ -398,24 +413,41 @@ static void check_done(client_t *c) {
 
 /* ---- libuv <-> curl ------------------------------------------------------ */
 
+static void on_poll(uv_poll_t *h, int status, int events);
+
+/* Arm the poll handle for `events` unless it already is: uv_poll_start
+** re-registers the fd with epoll every time. */
+static void sock_arm(sock_t *s, int events) {
+  if (s->armed == events && uv_is_active((uv_handle_t *)&s->poll)) return;
+  s->armed = events;
+  if (events) uv_poll_start(&s->poll, events, on_poll);
+  else uv_poll_stop(&s->poll);
+}
+
 static void on_poll(uv_poll_t *h, int status, int events) {
   /* owns nothing; the sock is freed only by its close callback */
   sock_t *s = (sock_t *)h->data;
   client_t *c = s->c;
   int flags = 0, running;
+  if (!s->want) {
+    /* An idle connection in curl's cache, left armed to save syscalls:
+    ** curl checks it before reuse, so just stop watching. */
+    sock_arm(s, 0);
+    return;
+  }
   if (status < 0) {
     /* libuv saw POLLERR (a reset, usually) and stopped the handle.  Let
     ** curl read the socket, so it reports the data that came before the
     ** reset, or the real error, instead of a bare "poll error". */
     flags = CURL_CSELECT_IN | CURL_CSELECT_OUT;
+    s->armed = 0;
   } else {
     if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
   }
   cu.multi_socket_action(c->multi, s->fd, flags, &running);
-  if (status < 0 && !uv_is_closing((uv_handle_t *)&s->poll) &&
-      !uv_is_active((uv_handle_t *)&s->poll) && s->events)
-    uv_poll_start(&s->poll, s->events, on_poll);
+  if (status < 0 && !uv_is_closing((uv_handle_t *)&s->poll) && s->want)
+    sock_arm(s, s->want);
   check_done(c);
 }
 
@@ -441,10 +473,54 @@ static void sock_close(client_t *c, sock_t *s) {
   if (s->prev) s->prev->next = s->next;
   else c->socks = s->next;
   if (s->next) s->next->prev = s->prev;
+  if (s->fd >= 0 && (size_t)s->fd < c->nbyfd && c->byfd[s->fd] == s)
+    c->byfd[s->fd] = NULL;
   uv_close((uv_handle_t *)&s->poll, free_sock);
 }
 
-/* CURLMOPT_SOCKETFUNCTION: watch, rewatch or forget a socket. */
+/* The sock kept for fd, or NULL. */
+static sock_t *sock_find(client_t *c, curl_socket_t fd) {
+  return fd >= 0 && (size_t)fd < c->nbyfd ? c->byfd[fd] : NULL;
+}
+
+/* Make a sock for fd and index it.  NULL when memory runs out. */
+static sock_t *sock_new(client_t *c, curl_socket_t fd) {
+  sock_t *s;
+  if ((size_t)fd >= c->nbyfd) {
+    size_t n = c->nbyfd ? c->nbyfd : 64;
+    sock_t **a;
+    while (n <= (size_t)fd) n *= 2;
+    a = (sock_t **)realloc(c->byfd, n * sizeof *a);
+    if (!a) return NULL;
+    memset(a + c->nbyfd, 0, (n - c->nbyfd) * sizeof *a);
+    c->byfd = a;
+    c->nbyfd = n;
+  }
+  s = (sock_t *)malloc(sizeof *s);
+  if (!s) return NULL;
+  if (uv_poll_init_socket(c->loop, &s->poll, fd) != 0) {
+    free(s);
+    return NULL;
+  }
+  s->poll.data = s;
+  s->c = c;
+  s->fd = fd;
+  s->want = s->armed = s->owned = 0;
+  s->prev = NULL;
+  s->next = c->socks;
+  if (c->socks) c->socks->prev = s;
+  c->socks = s;
+  c->byfd[fd] = s;
+  if (c->nwaiting == 0) uv_unref((uv_handle_t *)&s->poll);
+  return s;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: watch, rewatch or forget a socket.  When curl
+** forgets a connection's socket (the connection goes back to its cache),
+** the poll handle stays as it is, so that reusing the connection costs no
+** syscall; on_poll stops it if the idle socket sees an event, and
+** on_close_socket closes it with the socket.  Other sockets (the threaded
+** resolver's) are closed by curl itself: their handle goes at once. */
 static int on_socket(CURL *e, curl_socket_t fd, int what, void *ud,
                      void *sp) {
   /* runs inside curl; owns the sock records it creates */
@@ -452,36 +528,55 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *ud,
   sock_t *s = (sock_t *)sp;
   int events = 0;
   (void)e;
+  if (!s) s = sock_find(c, fd);
   if (what == CURL_POLL_REMOVE) {
     if (s) {
-      cu.multi_assign(c->multi, fd, NULL);
-      sock_close(c, s);
+      s->want = 0;
+      if (!s->owned) sock_close(c, s);
     }
     return 0;
   }
   if (!s) {
-    s = (sock_t *)malloc(sizeof *s);
-    if (!s) return -1;
-    if (uv_poll_init_socket(c->loop, &s->poll, fd) != 0) {
-      free(s);
-      return -1;
-    }
-    s->poll.data = s;
-    s->c = c;
-    s->fd = fd;
-    s->prev = NULL;
-    s->next = c->socks;
-    if (c->socks) c->socks->prev = s;
-    c->socks = s;
-    if (c->nwaiting == 0) uv_unref((uv_handle_t *)&s->poll);
-    cu.multi_assign(c->multi, fd, s);
+    if (!(s = sock_new(c, fd))) return -1;
   }
+  if (!sp) cu.multi_assign(c->multi, fd, s);
   if (what & CURL_POLL_IN) events |= UV_READABLE;
   if (what & CURL_POLL_OUT) events |= UV_WRITABLE;
-  s->events = events;
-  if (events) uv_poll_start(&s->poll, events, on_poll);
-  else uv_poll_stop(&s->poll);
+  s->want = events;
+  sock_arm(s, events);
   return 0;
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: open a connection's socket.  A record left
+** for the same fd number belonged to a file that is gone; drop it before
+** indexing the new socket. */
+static curl_socket_t on_open_socket(void *ud, curlsocktype purpose,
+                                    struct curl_sockaddr *a) {
+  /* runs inside curl; the new sock belongs to the client */
+  client_t *c = (client_t *)ud;
+  curl_socket_t fd;
+  sock_t *s;
+  (void)purpose;
+  fd = socket(a->family, a->socktype, a->protocol);
+  if (fd < 0) return CURL_SOCKET_BAD;
+  if ((s = sock_find(c, fd)) != NULL) sock_close(c, s);
+  if (!(s = sock_new(c, fd))) {
+    close(fd);
+    return CURL_SOCKET_BAD;
+  }
+  s->owned = 1;
+  return fd;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: curl closes a connection's socket.  Close
+** our poll handle first (libuv drops the fd from epoll in uv_close), then
+** the socket. */
+static int on_close_socket(void *ud, curl_socket_t fd) {
+  /* runs inside curl; frees the sock through its close callback */
+  client_t *c = (client_t *)ud;
+  sock_t *s = sock_find(c, fd);
+  if (s) sock_close(c, s);
+  return close(fd);
 }
 
 /* CURLMOPT_TIMERFUNCTION: curl wants on_timeout after ms (-1: never). */
@@ -514,6 +609,10 @@ static void client_multi(lua_State *L, client_t *c) {
   cu.multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
   cu.multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer);
   cu.multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+  /* curl's default cache holds 4 connections per easy handle in the
+  ** multi, which drops kept-alive connections whenever few requests are
+  ** in flight; keep as many as the pool of easy handles. */
+  cu.multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)POOL_MAX);
 }
 
 /* close()/__gc of the client: runs when the runtime closes its lua_State,
@@ -547,6 +646,9 @@ static int client_close(lua_State *L) {
   cu.multi_cleanup(c->multi);
   c->multi = NULL;
   while (c->socks) sock_close(c, c->socks);
+  free(c->byfd);
+  c->byfd = NULL;
+  c->nbyfd = 0;
   uv_close((uv_handle_t *)c->timer, free_timer);
   c->timer = NULL;
   return 0;
@@ -927,6 +1029,18 @@ static int http_request(lua_State *L) {
   if (c->xfers) c->xfers->prev = x;
   c->xfers = x;
   tide_wait_init(&x->wait, request_cancel, request_resume, x, 0);
+  /* Start the transfer now rather than from the timer curl just asked
+  ** for: the request goes out while this task's siblings still run, so
+  ** the server works in parallel with them.  This is not inside a curl
+  ** callback, so calling curl here is allowed; if it already finished
+  ** (a refused connection, a response already there), skip the wait. */
+  {
+    int running;
+    cu.multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(c);
+  }
+  if (x->done || (x->stream && x->headers_done))
+    return request_resume(L, &x->wait);
   xfer_hold(x);
   return tide_wait_yield(L, &x->wait, "http.request");
 }

@@ -1,0 +1,44 @@
+"""Python asyncio streams, keep-alive: N requests over C connections, each
+connection sending its next request when the previous response is read.
+Prints "<requests> <seconds>".  usage: py_asyncio.py URL [N] [C]"""
+import asyncio
+import sys
+import time
+from urllib.parse import urlsplit
+
+
+async def worker(host, port, path, state):
+    reader, writer = await asyncio.open_connection(host, port)
+    req = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n").encode()
+    while state["left"] > 0:
+        state["left"] -= 1
+        writer.write(req)
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        await reader.readexactly(length)
+        if status != 200:
+            raise RuntimeError(f"status {status}")
+    writer.close()
+    await writer.wait_closed()
+
+
+async def run(host, port, path, n, c):
+    state = {"left": n}
+    await asyncio.gather(*(worker(host, port, path, state) for _ in range(c)))
+
+
+def main():
+    u = urlsplit(sys.argv[1])
+    n = int(sys.argv[2]) if len(sys.argv) > 2 else 10000
+    c = int(sys.argv[3]) if len(sys.argv) > 3 else 64
+    asyncio.run(run(u.hostname, u.port, u.path, c, c))
+    t0 = time.perf_counter()
+    asyncio.run(run(u.hostname, u.port, u.path, n, c))
+    print(n, time.perf_counter() - t0)
+
+
+main()
