@@ -203,7 +203,7 @@ static void buf_free(buf_t *b) {
   memset(b, 0, sizeof *b);
 }
 
-/* ---- keeping the loop alive ------------------------------------------------ */
+/* ---- keeping the loop alive ---------------------------------------------- */
 
 /* The poll handles and the timer keep the loop alive only while some task
 ** waits on a transfer, so an idle connection in the cache, or a streamed
@@ -249,7 +249,7 @@ static void stream_unhold(stream_t *s) {
   }
 }
 
-/* ---- transfers ------------------------------------------------------------ */
+/* ---- transfers ----------------------------------------------------------- */
 
 static int on_close_socket(void *ud, curl_socket_t fd);
 static curl_socket_t on_open_socket(void *ud, curlsocktype purpose,
@@ -469,7 +469,10 @@ static void free_timer(uv_handle_t *h) {
   free(h);
 }
 
+/* Close a sock's poll handle (idempotent); the record is freed by the
+** close callback, so curl may still pass it to on_socket until then. */
 static void sock_close(client_t *c, sock_t *s) {
+  if (uv_is_closing((uv_handle_t *)&s->poll)) return;
   if (s->prev) s->prev->next = s->next;
   else c->socks = s->next;
   if (s->next) s->next->prev = s->prev;
@@ -528,6 +531,9 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *ud,
   sock_t *s = (sock_t *)sp;
   int events = 0;
   (void)e;
+  /* A closing record's socket is gone; curl may mean a new socket that
+  ** got the same number. */
+  if (s && uv_is_closing((uv_handle_t *)&s->poll)) s = NULL;
   if (!s) s = sock_find(c, fd);
   if (what == CURL_POLL_REMOVE) {
     if (s) {
@@ -539,7 +545,7 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *ud,
   if (!s) {
     if (!(s = sock_new(c, fd))) return -1;
   }
-  if (!sp) cu.multi_assign(c->multi, fd, s);
+  if (s != sp) cu.multi_assign(c->multi, fd, s);
   if (what & CURL_POLL_IN) events |= UV_READABLE;
   if (what & CURL_POLL_OUT) events |= UV_WRITABLE;
   s->want = events;
@@ -654,7 +660,7 @@ static int client_close(lua_State *L) {
   return 0;
 }
 
-/* ---- errors ----------------------------------------------------------------- */
+/* ---- errors -------------------------------------------------------------- */
 
 /* The tide error code for a failed transfer.  TLS failures split in two:
 ** ECERT when the peer's certificate (or our CA file) is the problem, ETLS
@@ -729,7 +735,7 @@ static void push_error(lua_State *L, xfer_t *x, const char *url) {
   tide_error_push(L, curl_code_name(x), "http.request", url, msg);
 }
 
-/* ---- request -------------------------------------------------------------- */
+/* ---- request ------------------------------------------------------------- */
 
 static const char *version_name(long v) {
   switch (v) {
@@ -774,12 +780,15 @@ static int request_resume(lua_State *L, tide_wait_t *w) {
       x->url = strdup(url);
   }
   if (x->easy) cu.easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &x->version);
-  push_response(L, x, 0);
+  /* The stream takes the transfer over before anything else can raise a
+  ** memory error. */
   s = (stream_t *)lua_newuserdatauv(L, sizeof *s, 0);
   memset(s, 0, sizeof *s);
   s->x = x;
   x->owner = s;
   luaL_setmetatable(L, STREAM_MT);
+  push_response(L, x, 0);
+  lua_rotate(L, -6, -1);
   return 6;
 }
 
@@ -809,8 +818,7 @@ static int is_field_value(const char *s, size_t n) {
 
 /* Append "name: value" to the header list; raises on a bad name/value. */
 static struct curl_slist *add_header(lua_State *L, struct curl_slist *list,
-                                     const char *name, size_t nlen,
-                                     int vidx) {
+                                     const char *name, int vidx) {
   size_t vlen;
   const char *v;
   struct curl_slist *l;
@@ -828,7 +836,6 @@ static struct curl_slist *add_header(lua_State *L, struct curl_slist *list,
   lua_pushfstring(L, vlen ? "%s: %s" : "%s;", name, v);
   l = cu.slist_append(list, lua_tostring(L, -1));
   lua_pop(L, 1);
-  (void)nlen;
   if (!l) {
     if (list) cu.slist_free_all(list);
     luaL_error(L, "not enough memory");
@@ -864,11 +871,11 @@ static struct curl_slist *build_headers(lua_State *L, int idx, int has_body) {
         lua_Integer i, n = (lua_Integer)lua_rawlen(L, -1);
         for (i = 1; i <= n; i++) {
           lua_rawgeti(L, -1, i);
-          list = add_header(L, list, name, nlen, lua_gettop(L));
+          list = add_header(L, list, name, lua_gettop(L));
           lua_pop(L, 1);
         }
       } else {
-        list = add_header(L, list, name, nlen, lua_gettop(L));
+        list = add_header(L, list, name, lua_gettop(L));
       }
       lua_pop(L, 1);
     }
@@ -1045,7 +1052,7 @@ static int http_request(lua_State *L) {
   return tide_wait_yield(L, &x->wait, "http.request");
 }
 
-/* ---- streamed responses ---------------------------------------------------- */
+/* ---- streamed responses -------------------------------------------------- */
 
 static stream_t *check_stream(lua_State *L) {
   return (stream_t *)luaL_checkudata(L, 1, STREAM_MT);
@@ -1152,7 +1159,7 @@ static int stream_buffered(lua_State *L) {
   return 1;
 }
 
-/* ---- the module -------------------------------------------------------------- */
+/* ---- the module ---------------------------------------------------------- */
 
 /* _stats() -> {transfers=, sockets=, pooled=, waiting=, live=, requests=}:
 ** what the client holds right now, for tests that check nothing is left

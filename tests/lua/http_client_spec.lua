@@ -485,20 +485,24 @@ describe("tide.http_client", function()
       local f = assert(io.open(dir .. "/hello.txt", "w"))
       f:write("hi from python\n")
       f:close()
-      local port = math.random(20000, 59999)
-      local pid = sh(("cd %s && python3 -m http.server --bind 127.0.0.1 %d"
-                      .. " >/dev/null 2>&1 & echo $!"):format(dir, port))
-                  :match("%d+")
-      local r
-      for _ = 1, 200 do
-        local ok, res = pcall(http.get, ("http://127.0.0.1:%d/hello.txt")
-                                        :format(port))
-        if ok then r = res break end
-        tide.sleep(0.02)
+      -- Port 0: the server picks a free port and prints it.
+      local log = dir .. "/server.log"
+      local pid = sh(("python3 -u -m http.server --bind 127.0.0.1 "
+                      .. "--directory %s 0 >%s 2>&1 & echo $!")
+                     :format(dir, log)):match("%d+")
+      local port
+      for _ = 1, 1000 do
+        local lf = io.open(log)
+        port = lf and lf:read("a"):match("port (%d+)")
+        if lf then lf:close() end
+        if port then break end
+        tide.sleep(0.01)
       end
+      local ok, r = pcall(http.get,
+                          ("http://127.0.0.1:%s/hello.txt"):format(port))
       stop_peer(pid)
       os.execute("rm -rf " .. dir)
-      assert.is_truthy(r)
+      assert(ok, tostring(r))
       assert.equal(200, r.status)
       assert.equal("hi from python\n", r.body)
       assert.equal("text/plain", r.headers["content-type"])
