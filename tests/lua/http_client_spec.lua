@@ -523,6 +523,19 @@ describe("tide.http_client", function()
       assert.is_true(tide.now() - t0 < 10)
     end)
 
+    it("runs the examples of docs/http_client.md", function()
+      local doc = read_file(helper.root .. "/docs/http_client.md")
+      local n = 0
+      for code in doc:gmatch("```lua\n(.-)```") do
+        n = n + 1
+        local status, out = helper.tide(("local base = %q\n"):format(
+          srv:url("")) .. code)
+        assert.equal(0, status, "example " .. n .. " failed:\n" .. code
+                     .. "\n" .. out)
+      end
+      assert.is_true(n >= 5)
+    end)
+
     it("reports the libcurl version", function()
       assert.matches("^%d+%.%d+", http.curl_version())
     end)
