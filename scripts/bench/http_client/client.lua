@@ -1,5 +1,6 @@
 -- tide: fetch N small responses from URL with C requests in flight, over
--- keep-alive connections.  Prints "<requests> <seconds>".
+-- keep-alive connections.  Prints req_per_s= and cpu_us_per_req= (process
+-- CPU time, user + system, of the timed part).
 -- usage: tide client.lua URL [N] [C]
 local http = require "tide.http_client"
 local url = assert(arg[1], "usage: client.lua URL [N] [C]")
@@ -23,6 +24,8 @@ local function run(count)
 end
 
 run(c) -- open the connections first
-local t0 = tide.now()
+local t0, c0 = tide.now(), os.clock()
 run(n)
-print(n, tide.now() - t0)
+local t1, c1 = tide.now(), os.clock()
+print(("req_per_s=%.1f"):format(n / (t1 - t0)))
+print(("cpu_us_per_req=%.2f"):format((c1 - c0) * 1e6 / n))

@@ -1,5 +1,6 @@
 // Node.js http.get with a keep-alive http.Agent: N requests, C in flight.
-// Prints "<requests> <seconds>".  usage: node node_agent.js URL [N] [C]
+// Prints req_per_s= and cpu_us_per_req= (process CPU time of the timed
+// part).  usage: node node_agent.js URL [N] [C]
 const http = require('http');
 const url = new URL(process.argv[2]);
 const n = +(process.argv[3] || 10000), c = +(process.argv[4] || 64);
@@ -25,8 +26,11 @@ async function run(count) {
 
 (async () => {
   await run(c);
-  const t0 = process.hrtime.bigint();
+  const t0 = process.hrtime.bigint(), c0 = process.cpuUsage();
   await run(n);
-  console.log(n, Number(process.hrtime.bigint() - t0) / 1e9);
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = process.cpuUsage(c0);
+  console.log(`req_per_s=${(n / secs).toFixed(1)}`);
+  console.log(`cpu_us_per_req=${((cpu.user + cpu.system) / n).toFixed(2)}`);
   agent.destroy();
 })();

@@ -1,5 +1,6 @@
 // Node.js fetch (undici, keep-alive by default): N requests, C in flight.
-// Prints "<requests> <seconds>".  usage: node node_fetch.mjs URL [N] [C]
+// Prints req_per_s= and cpu_us_per_req= (process CPU time of the timed
+// part).  usage: node node_fetch.mjs URL [N] [C]
 const url = process.argv[2];
 const n = +(process.argv[3] || 10000), c = +(process.argv[4] || 64);
 
@@ -17,6 +18,9 @@ async function run(count) {
 }
 
 await run(c);
-const t0 = process.hrtime.bigint();
+const t0 = process.hrtime.bigint(), c0 = process.cpuUsage();
 await run(n);
-console.log(n, Number(process.hrtime.bigint() - t0) / 1e9);
+const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+const cpu = process.cpuUsage(c0);
+console.log(`req_per_s=${(n / secs).toFixed(1)}`);
+console.log(`cpu_us_per_req=${((cpu.user + cpu.system) / n).toFixed(2)}`);

@@ -1,6 +1,7 @@
 """Python asyncio streams, keep-alive: N requests over C connections, each
 connection sending its next request when the previous response is read.
-Prints "<requests> <seconds>".  usage: py_asyncio.py URL [N] [C]"""
+Prints req_per_s= and cpu_us_per_req=
+(process CPU time of the timed part).  usage: py_asyncio.py URL [N] [C]"""
 import asyncio
 import sys
 import time
@@ -36,9 +37,11 @@ def main():
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 10000
     c = int(sys.argv[3]) if len(sys.argv) > 3 else 64
     asyncio.run(run(u.hostname, u.port, u.path, c, c))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     asyncio.run(run(u.hostname, u.port, u.path, n, c))
-    print(n, time.perf_counter() - t0)
+    t1, c1 = time.perf_counter(), time.process_time()
+    print(f"req_per_s={n / (t1 - t0):.1f}")
+    print(f"cpu_us_per_req={(c1 - c0) * 1e6 / n:.2f}")
 
 
 main()

@@ -1,59 +1,55 @@
-#!/bin/sh
-# HTTP client benchmark: fetch N small responses with C in flight from a
-# local nginx (one worker), with tide.http_client and its peers: Node.js
-# fetch, Node.js http.Agent (keep-alive), a Python asyncio streams client
-# and, when python3-aiohttp is installed, aiohttp.  nginx runs on CPU 1 and
-# each client on CPU 0, so a client has one core to itself.  Each client
-# runs RUNS times; the best run counts.  Besides requests/s (and tide's
-# ratio to each peer), the table gives each client's CPU time per request
-# (and each peer's ratio to tide's: above 1 means tide uses less).
+#!/usr/bin/env bash
+# The HTTP client benchmark (issue 6, part 2): fetch N small responses with
+# C in flight, over keep-alive connections, from a local nginx (one worker,
+# pinned to the core the clients do not use), with tide.http_client,
+# Node.js fetch, Node.js http.get with a keep-alive http.Agent, a Python
+# asyncio streams client and (when python3-aiohttp is installed) aiohttp.
+# Prints one table with the issue's bars, plus each client's CPU time per
+# request, which holds up better than requests/s on a busy machine.
 #
-#   scripts/bench/http_client/run.sh            (N=10000 C=64 RUNS=3)
-#   N=2000 RUNS=1 scripts/bench/http_client/run.sh
-set -eu
+#   scripts/bench/http_client/run.sh                # N=10000 C=64
+#   BENCH_QUICK=1 scripts/bench/http_client/run.sh  # a tenth of N
+set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../../.." && pwd)
-N=${N:-10000}
+. "$here/../lib.sh"
+bench_init
+
+N=$(bench_scale "${N:-10000}")
 C=${C:-64}
-RUNS=${RUNS:-3}
-TIDE=${TIDE:-$root/build/tide}
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
+server_cpu=1
+[ "$BENCH_CPU" = 1 ] && server_cpu=0
 
-[ -x "$TIDE" ] || { echo "build tide first (make)" >&2; exit 1; }
-command -v nginx >/dev/null || { echo "nginx is missing" >&2; exit 1; }
-
-pin_server="" pin_client=""
-if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-  pin_server="taskset -c 1"
-  pin_client="taskset -c 0"
+if ! command -v nginx >/dev/null 2>&1; then
+  bench_log "http_client: nginx is missing (apt-get install nginx-light)"
+  exit 2
 fi
 
-dir=$(mktemp -d /tmp/tide-bench-httpc.XXXXXX)
-cleanup() {
-  [ -f "$dir/nginx.pid" ] && kill "$(cat "$dir/nginx.pid")" 2>/dev/null
-  sleep 0.2
-  rm -rf "$dir"
+# nginx, one worker, on a free port (it exits if the port is taken: try
+# the next one).
+ngx=$BENCH_TMP/nginx
+mkdir -p "$ngx/tmp"
+stop_nginx() {
+  [ -s "$ngx/nginx.pid" ] && kill "$(cat "$ngx/nginx.pid")" 2>/dev/null
+  rm -rf "$BENCH_TMP"
 }
-trap cleanup EXIT INT TERM
-
-# A free port: let nginx fail on a taken one and try the next.
-port=$(( 20000 + $$ % 30000 ))
+trap stop_nginx EXIT
 user=""
 [ "$(id -u)" = 0 ] && user="user root root;"
+pin=()
+[ "$BENCH_PIN" = 1 ] && pin=(taskset -c "$server_cpu")
+port=$((20000 + $$ % 30000))
 for _ in 1 2 3 4 5 6 7 8 9 10; do
-  mkdir -p "$dir/tmp"
-  cat > "$dir/nginx.conf" <<CONF
+  cat >"$ngx/nginx.conf" <<CONF
 $user
 worker_processes 1;
 daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
+pid $ngx/nginx.pid;
+error_log $ngx/error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
-  client_body_temp_path $dir/tmp;
+  client_body_temp_path $ngx/tmp;
   keepalive_requests 10000000;
   server {
     listen 127.0.0.1:$port;
@@ -61,64 +57,62 @@ http {
   }
 }
 CONF
-  $pin_server nginx -p "$dir" -c nginx.conf -e "$dir/error.log" \
-    >"$dir/stderr.log" 2>&1 &
-  i=0
-  while [ ! -s "$dir/nginx.pid" ] && [ $i -lt 200 ]; do
-    grep -q emerg "$dir/error.log" 2>/dev/null && break
-    sleep 0.02; i=$((i + 1))
+  : >"$ngx/error.log"
+  "${pin[@]}" nginx -p "$ngx" -c nginx.conf -e "$ngx/error.log" \
+    >/dev/null 2>&1 &
+  for _ in $(seq 200); do
+    [ -s "$ngx/nginx.pid" ] && break
+    grep -q emerg "$ngx/error.log" && break
+    sleep 0.02
   done
-  [ -s "$dir/nginx.pid" ] && break
+  [ -s "$ngx/nginx.pid" ] && break
   port=$((port + 1))
 done
-[ -s "$dir/nginx.pid" ] || { cat "$dir/error.log" >&2; exit 1; }
+if [ ! -s "$ngx/nginx.pid" ]; then
+  bench_log "http_client: nginx did not start:"
+  cat "$ngx/error.log" >&2
+  exit 1
+fi
 url="http://127.0.0.1:$port/"
 
-# measure "<command>": run it RUNS times; print the best requests/s and
-# the client's CPU time (user + system, startup included) per request in
-# microseconds for that run.  The CPU figure holds up on a busy machine,
-# where requests/s drops with the time slices the client gets.
-TIME=""
-[ -x /usr/bin/time ] && TIME="/usr/bin/time -f %U,%S -o $dir/cpu"
-measure() {
-  best=0 cpu="-" r=0
-  while [ $r -lt "$RUNS" ]; do
-    rm -f "$dir/cpu"
-    out=$($pin_client $TIME sh -c "$1" 2>"$dir/client.err") || {
-      echo "failed: $1" >&2; cat "$dir/client.err" >&2; echo "0 -"; return; }
-    rate=$(echo "$out" | awk '{ printf "%d", $1 / $2 }')
-    if [ "$rate" -gt "$best" ]; then
-      best=$rate
-      cpu="-"
-      [ -s "$dir/cpu" ] && cpu=$(awk -F, -v n="$N" -v c="$C" \
-        'END { printf "%.1f", ($1 + $2) * 1e6 / (n + c) }' "$dir/cpu")
-    fi
-    r=$((r + 1))
-  done
-  echo "$best $cpu"
-}
-
-echo "HTTP client: $N requests, $C in flight, nginx at $url (best of $RUNS)"
-set -- $(measure "$TIDE $here/client.lua $url $N $C")
-tide_rate=$1 tide_cpu=$2
-
-printf '%-28s %11s %8s %12s %8s\n' "client" "requests/s" "tide/x" \
-  "cpu us/req" "x/tide"
-printf '%-28s %11s %8s %12s %8s\n' "tide.http_client" "$tide_rate" "1.00" \
-  "$tide_cpu" "1.00"
-row() {
-  set -- "$1" $(measure "$2")
-  ratio=$(awk -v a="$tide_rate" -v b="$2" \
-    'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-  cratio=$(awk -v a="$tide_cpu" -v b="$3" \
-    'BEGIN { if (a > 0 && b > 0) printf "%.2f", b / a; else print "-" }')
-  printf '%-28s %11s %8s %12s %8s\n' "$1" "$2" "$ratio" "$3" "$cratio"
-}
-if command -v node >/dev/null; then
-  row "node fetch" "node $here/node_fetch.mjs $url $N $C"
-  row "node http.Agent keep-alive" "node $here/node_agent.js $url $N $C"
+bench_log "http_client: $N requests, $C in flight, from nginx at $url"
+bench_run tide --pin -- "$TIDE" "$here/client.lua" "$url" "$N" "$C"
+if [ -n "$NODE" ]; then
+  bench_run node.fetch -- "$NODE" "$here/node_fetch.mjs" "$url" "$N" "$C"
+  bench_run node.agent -- "$NODE" "$here/node_agent.js" "$url" "$N" "$C"
 fi
-row "python asyncio streams" "$PY $here/py_asyncio.py $url $N $C"
-if $PY -c 'import aiohttp' 2>/dev/null; then
-  row "python aiohttp" "$PY $here/py_aiohttp.py $url $N $C"
+if [ -n "$PYTHON" ]; then
+  bench_run py.asyncio --pin -- "$PYTHON" "$here/py_asyncio.py" "$url" "$N" "$C"
+  if "$PYTHON" -c 'import aiohttp' 2>/dev/null; then
+    bench_run py.aiohttp --pin -- "$PYTHON" "$here/py_aiohttp.py" "$url" "$N" "$C"
+  fi
 fi
+
+g() { bench_get "$@"; }
+fig="$N requests, $C in flight"
+
+bench_title "http_client: the client against nginx"
+bench_row "$fig" req/s "$(g tide req_per_s)" \
+  "node http.Agent keep-alive" "$(g node.agent req_per_s)" "ratio>=3"
+bench_row "$fig" req/s "$(g tide req_per_s)" \
+  "python asyncio streams" "$(g py.asyncio req_per_s)" "ratio>=1.2"
+bench_row "$fig" req/s "$(g tide req_per_s)" \
+  "node fetch" "$(g node.fetch req_per_s)"
+bench_row "$fig" req/s "$(g tide req_per_s)" \
+  "python aiohttp" "$(g py.aiohttp req_per_s)"
+bench_row "CPU per request" us "$(g tide cpu_us_per_req)" \
+  "node http.Agent keep-alive" "$(g node.agent cpu_us_per_req)"
+bench_row "CPU per request" us "$(g tide cpu_us_per_req)" \
+  "python asyncio streams" "$(g py.asyncio cpu_us_per_req)"
+bench_row "CPU per request" us "$(g tide cpu_us_per_req)" \
+  "node fetch" "$(g node.fetch cpu_us_per_req)"
+bench_row "CPU per request" us "$(g tide cpu_us_per_req)" \
+  "python aiohttp" "$(g py.aiohttp cpu_us_per_req)"
+bench_note "Rows with a bar are the issue's; the others are for reference."
+bench_note "Each client first opens its $C connections with $C untimed requests."
+bench_note "CPU per request: the client process's user + system time over the"
+bench_note "  timed part / $N (Node.js counts its helper threads too)."
+bench_note "nginx: one worker, access log off$([ "$BENCH_PIN" = 1 ] && echo ", pinned to cpu $server_cpu")."
+bench_note "Node.js is not pinned to a core (its GC uses helper threads); the others are."
+bench_table
+bench_exit
