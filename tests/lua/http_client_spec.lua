@@ -536,6 +536,22 @@ describe("tide.http_client", function()
       assert.is_true(n >= 5)
     end)
 
+    it("runs the benchmark client and the benchmark at tiny sizes",
+       function()
+      local bench = helper.root .. "/scripts/bench/http_client"
+      local status, out = helper.sh(("%s %s/client.lua %s 50 4"):format(
+        helper.bin, bench, srv:url("/text")))
+      assert.equal(0, status, out)
+      assert.is_true(tonumber(out:match("req_per_s=([%d.]+)")) > 0, out)
+      assert.is_true(tonumber(out:match("cpu_us_per_req=([%d.]+)")) >= 0,
+                     out)
+      status, out = helper.sh(("N=40 C=4 BENCH_REPEAT=1 TIDE=%s bash "
+                               .. "%s/run.sh"):format(helper.bin, bench))
+      assert.equal(0, status, out)
+      assert.matches("http_client: the client against nginx", out)
+      assert.matches("40 requests, 4 in flight%s+req/s%s+%d", out)
+    end)
+
     it("reports the libcurl version", function()
       assert.matches("^%d+%.%d+", http.curl_version())
     end)
