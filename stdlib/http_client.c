@@ -160,9 +160,11 @@ struct xfer {
   char errbuf[CURL_ERROR_SIZE];
   CURLcode result;
   long status, version, oserr;
+  curl_off_t max_size;   /* body limit (max_size option), 0: none */
+  curl_off_t received;   /* body bytes received so far */
   char *url;             /* effective URL, malloced */
   unsigned stream : 1, follow : 1, dirty : 1, in_multi : 1, done : 1,
-           headers_done : 1, paused : 1, held : 1, nomem : 1;
+           headers_done : 1, paused : 1, held : 1, nomem : 1, toobig : 1;
 };
 
 /* A streamed response's handle on its transfer.  The read wait lives here,
@@ -373,6 +375,11 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud) {
   if (x->stream && x->body.len - x->body.off >= STREAM_HIGH) {
     x->paused = 1;
     return CURL_WRITEFUNC_PAUSE;
+  }
+  x->received += (curl_off_t)len;
+  if (x->max_size && x->received > x->max_size) {
+    x->toobig = 1;
+    return 0;
   }
   if (buf_add(&x->body, p, len) != 0) {
     x->nomem = 1;
@@ -705,7 +712,9 @@ static const char *curl_code_name(xfer_t *x) {
       /* curl 7.88 also reports an oversized response header this way. */
       return "EPROTO";
     case CURLE_WRITE_ERROR:
-      return x->nomem ? "ENOMEM" : "EIO";
+      return x->toobig ? "EMSGSIZE" : x->nomem ? "ENOMEM" : "EIO";
+    case CURLE_FILESIZE_EXCEEDED:
+      return "EMSGSIZE";
     case CURLE_ABORTED_BY_CALLBACK:
       return "ECLOSED";
     case CURLE_UNSUPPORTED_PROTOCOL: /* HTTP/0.9, or a redirect to ftp: */
@@ -728,6 +737,13 @@ static void push_error(lua_State *L, xfer_t *x, const char *url) {
   const char *msg;
   if (x->result == CURLE_ABORTED_BY_CALLBACK) msg = "the client was closed";
   else if (x->nomem) msg = "not enough memory for the response";
+  else if (x->toobig || x->result == CURLE_FILESIZE_EXCEEDED) {
+    msg = lua_pushfstring(L, "response body larger than max_size (%I "
+                          "bytes)", (lua_Integer)x->max_size);
+    tide_error_push(L, curl_code_name(x), "http.request", url, msg);
+    lua_remove(L, -2);
+    return;
+  }
   else if (x->result == CURLE_OUT_OF_MEMORY)
     msg = "response header too large (or out of memory)";
   else if (x->errbuf[0]) msg = x->errbuf;
@@ -896,6 +912,7 @@ typedef struct {
   int headers;        /* stack index of the headers table, or 0 */
   double timeout;     /* seconds; 0 = none */
   long max_redirs;
+  lua_Integer max_size; /* bytes; 0 = no limit */
   const char *cafile;
   int follow, verify, stream;
 } opts_t;
@@ -929,6 +946,13 @@ static void read_opts(lua_State *L, int idx, opts_t *o) {
       luaL_error(L, "bad option 'max_redirects' to 'request' (must be a "
                  "non-negative integer)");
     o->max_redirs = (long)lua_tointeger(L, -1);
+  }
+  lua_pop(L, 1);
+  if (opt_field(L, idx, "max_size", LUA_TNUMBER, "number")) {
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1)
+      luaL_error(L, "bad option 'max_size' to 'request' (must be a "
+                 "positive integer)");
+    o->max_size = lua_tointeger(L, -1);
   }
   lua_pop(L, 1);
   if (opt_field(L, idx, "cafile", LUA_TSTRING, "string"))
@@ -1004,6 +1028,13 @@ static int http_request(lua_State *L) {
     cu.easy_setopt(e, CURLOPT_TIMEOUT_MS, 1L);
   if (o.cafile) {
     cu.easy_setopt(e, CURLOPT_CAINFO, o.cafile);
+    x->dirty = 1;
+  }
+  if (o.max_size) {
+    /* curl refuses at once a Content-Length over the limit; on_write
+    ** counts the bytes of bodies without one. */
+    x->max_size = (curl_off_t)o.max_size;
+    cu.easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, x->max_size);
     x->dirty = 1;
   }
   if (x->hdrs) {

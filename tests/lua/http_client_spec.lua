@@ -220,6 +220,27 @@ describe("tide.http_client", function()
       assert.equal(200, http.get(srv:url("/text")).status)
     end)
 
+    it("raises EMSGSIZE for a body over max_size", function()
+      local code, err = errcode(http.get, srv:url("/large"),
+                                {max_size = 1000})
+      assert.equal("EMSGSIZE", code)
+      assert.matches("max_size %(1000 bytes%)", err.message)
+      -- chunked: no Content-Length to refuse early, counted as it comes
+      assert.equal("EMSGSIZE", (errcode(http.get, srv:url("/drip?s=0"),
+                                        {max_size = 10})))
+      assert.equal("hello, world\n", http.get(srv:url("/text"),
+                                              {max_size = 13}).body)
+      assert.equal("EMSGSIZE", (errcode(http.request, {
+        url = srv:url("/large"), stream = true, max_size = 100000})))
+      local r = http.request{url = srv:url("/drip?s=0.05"), stream = true,
+                             max_size = 10}
+      local ok, e = pcall(function() for _ in r:chunks() do end end)
+      r:close()
+      assert.is_false(ok)
+      assert.equal("EMSGSIZE", e.code)
+      assert_clean()
+    end)
+
     it("rejects bad arguments, naming them", function()
       assert.has_error(function() http.get(42) end,
         "bad argument #1 to 'get' (string expected, got number)")
