@@ -33,11 +33,16 @@
 
 #define CLIENT_MT "tide.HttpClient"
 #define STREAM_MT "tide.HttpStream"
-#define POOL_MAX 256           /* idle easy handles kept for reuse */
+#define POOL_MAX 256             /* idle easy handles kept for reuse */
 #define STREAM_HIGH (256 * 1024) /* pause a stream with this much unread */
 #define STREAM_LOW (64 * 1024)   /* ... and resume it below this */
 #define DEFAULT_MAX_REDIRS 20L
-#define USER_AGENT "tide/" "0.1.0"
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define VERSION_DOTTED    \
+  STR(TIDE_VERSION_MAJOR) \
+  "." STR(TIDE_VERSION_MINOR) "." STR(TIDE_VERSION_PATCH)
+#define USER_AGENT "tide/" VERSION_DOTTED
 
 /* ---- libcurl, loaded on first use ---------------------------------------- */
 
@@ -66,13 +71,13 @@ static struct {
 static uv_once_t cu_once = UV_ONCE_INIT;
 static char cu_error[512]; /* empty when libcurl loaded fine */
 
-#define CU_SYM(field, name)                                   \
-  do {                                                        \
-    *(void **)&cu.field = dlsym(h, name);                     \
-    if (!cu.field) {                                          \
+#define CU_SYM(field, name)                                      \
+  do {                                                           \
+    *(void **)&cu.field = dlsym(h, name);                        \
+    if (!cu.field) {                                             \
       snprintf(cu_error, sizeof cu_error, "%s not found", name); \
-      return;                                                 \
-    }                                                         \
+      return;                                                    \
+    }                                                            \
   } while (0)
 
 /* Runs once per process (uv_once), so several runtimes in several threads
@@ -81,8 +86,8 @@ static void cu_load(void) {
   void *h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
   if (!h) h = dlopen("libcurl.so", RTLD_NOW | RTLD_LOCAL);
   if (!h) {
-    snprintf(cu_error, sizeof cu_error, "cannot load libcurl (install "
-             "libcurl4): %s", dlerror());
+    snprintf(cu_error, sizeof cu_error,
+             "cannot load libcurl (install libcurl4): %s", dlerror());
     return;
   }
   CU_SYM(global_init, "curl_global_init");
@@ -124,56 +129,56 @@ typedef struct sock {
   uv_poll_t poll;
   client_t *c;
   curl_socket_t fd;
-  int want;              /* what curl watches (0: curl forgot it) */
-  int armed;             /* what the poll handle watches (0: stopped) */
-  int owned;             /* opened by on_open_socket: a connection's
-                            socket, closed through on_close_socket */
+  int want;  /* what curl watches (0: curl forgot it) */
+  int armed; /* what the poll handle watches (0: stopped) */
+  int owned; /* opened by on_open_socket: a connection's
+                socket, closed through on_close_socket */
   struct sock *prev, *next;
 } sock_t;
 
 struct client {
   uv_loop_t *loop;
-  CURLM *multi;          /* made on the first request */
-  uv_timer_t *timer;     /* malloced; freed in its close callback */
-  sock_t *socks;         /* every poll handle, watched or kept idle */
-  sock_t **byfd;         /* the same, indexed by socket */
+  CURLM *multi;      /* made on the first request */
+  uv_timer_t *timer; /* malloced; freed in its close callback */
+  sock_t *socks;     /* every poll handle, watched or kept idle */
+  sock_t **byfd;     /* the same, indexed by socket */
   size_t nbyfd;
-  xfer_t *xfers;         /* every transfer not yet freed */
+  xfer_t *xfers; /* every transfer not yet freed */
   CURL *pool[POOL_MAX];
   int npool;
-  int nwaiting;          /* tasks waiting on a transfer: while > 0 the
-                            poll handles and the timer keep the loop alive */
-  int ntransfers;        /* transfers in the multi */
+  int nwaiting;   /* tasks waiting on a transfer: while > 0 the
+                     poll handles and the timer keep the loop alive */
+  int ntransfers; /* transfers in the multi */
   int closed;
   lua_Integer nrequests;
 };
 
 struct xfer {
-  tide_wait_t wait;      /* the request: until done, or headers if stream */
-  client_t *c;           /* NULL once the client closed */
+  tide_wait_t wait; /* the request: until done, or headers if stream */
+  client_t *c;      /* NULL once the client closed */
   CURL *easy;
   struct curl_slist *hdrs;
   xfer_t *prev, *next;
-  stream_t *owner;       /* the HttpStream userdata owning a streamed one */
-  buf_t body, head;      /* the body (or unread stream bytes), the header
-                            block of the last response */
+  stream_t *owner;  /* the HttpStream userdata owning a streamed one */
+  buf_t body, head; /* the body (or unread stream bytes), the header
+                       block of the last response */
   char errbuf[CURL_ERROR_SIZE];
   CURLcode result;
   long status, version, oserr;
-  curl_off_t max_size;   /* body limit (max_size option), 0: none */
-  curl_off_t received;   /* body bytes received so far */
-  char *url;             /* effective URL, malloced */
+  curl_off_t max_size; /* body limit (max_size option), 0: none */
+  curl_off_t received; /* body bytes received so far */
+  char *url;           /* effective URL, malloced */
   unsigned stream : 1, follow : 1, dirty : 1, in_multi : 1, done : 1,
-           headers_done : 1, paused : 1, held : 1, nomem : 1, toobig : 1;
+      headers_done : 1, paused : 1, held : 1, nomem : 1, toobig : 1;
 };
 
 /* A streamed response's handle on its transfer.  The read wait lives here,
 ** not in the transfer, because a reader must still find it after close()
 ** freed the transfer (the reader keeps this userdata on its stack). */
 struct stream {
-  xfer_t *x;             /* NULL once closed */
+  xfer_t *x; /* NULL once closed */
   tide_wait_t rwait;
-  int rheld;             /* the reader counts in nwaiting */
+  int rheld; /* the reader counts in nwaiting */
 };
 
 /* ---- buffers ------------------------------------------------------------- */
@@ -213,12 +218,16 @@ static void buf_free(buf_t *b) {
 static void client_refs(client_t *c, int on) {
   sock_t *s;
   for (s = c->socks; s; s = s->next) {
-    if (on) uv_ref((uv_handle_t *)&s->poll);
-    else uv_unref((uv_handle_t *)&s->poll);
+    if (on)
+      uv_ref((uv_handle_t *)&s->poll);
+    else
+      uv_unref((uv_handle_t *)&s->poll);
   }
   if (c->timer) {
-    if (on) uv_ref((uv_handle_t *)c->timer);
-    else uv_unref((uv_handle_t *)c->timer);
+    if (on)
+      uv_ref((uv_handle_t *)c->timer);
+    else
+      uv_unref((uv_handle_t *)c->timer);
   }
 }
 
@@ -308,8 +317,10 @@ static void xfer_free(xfer_t *x) {
   xfer_unhold(x);
   if (c) {
     xfer_detach(x);
-    if (x->prev) x->prev->next = x->next;
-    else c->xfers = x->next;
+    if (x->prev)
+      x->prev->next = x->next;
+    else
+      c->xfers = x->next;
     if (x->next) x->next->prev = x->prev;
   }
   if (x->easy) easy_put(c, x->easy, x->dirty || x->stream);
@@ -405,8 +416,8 @@ static void check_done(client_t *c) {
     cu.easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
     cu.easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &x->version);
     cu.easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &x->oserr);
-    if (cu.easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &url) == CURLE_OK
-        && url && !x->url)
+    if (cu.easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &url) == CURLE_OK &&
+        url && !x->url)
       x->url = strdup(url);
     xfer_detach(x);
     x->headers_done = 1;
@@ -427,8 +438,10 @@ static void on_poll(uv_poll_t *h, int status, int events);
 static void sock_arm(sock_t *s, int events) {
   if (s->armed == events && uv_is_active((uv_handle_t *)&s->poll)) return;
   s->armed = events;
-  if (events) uv_poll_start(&s->poll, events, on_poll);
-  else uv_poll_stop(&s->poll);
+  if (events)
+    uv_poll_start(&s->poll, events, on_poll);
+  else
+    uv_poll_stop(&s->poll);
 }
 
 static void on_poll(uv_poll_t *h, int status, int events) {
@@ -480,8 +493,10 @@ static void free_timer(uv_handle_t *h) {
 ** close callback, so curl may still pass it to on_socket until then. */
 static void sock_close(client_t *c, sock_t *s) {
   if (uv_is_closing((uv_handle_t *)&s->poll)) return;
-  if (s->prev) s->prev->next = s->next;
-  else c->socks = s->next;
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    c->socks = s->next;
   if (s->next) s->next->prev = s->prev;
   if (s->fd >= 0 && (size_t)s->fd < c->nbyfd && c->byfd[s->fd] == s)
     c->byfd[s->fd] = NULL;
@@ -531,8 +546,7 @@ static sock_t *sock_new(client_t *c, curl_socket_t fd) {
 ** syscall; on_poll stops it if the idle socket sees an event, and
 ** on_close_socket closes it with the socket.  Other sockets (the threaded
 ** resolver's) are closed by curl itself: their handle goes at once. */
-static int on_socket(CURL *e, curl_socket_t fd, int what, void *ud,
-                     void *sp) {
+static int on_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *sp) {
   /* runs inside curl; owns the sock records it creates */
   client_t *c = (client_t *)ud;
   sock_t *s = (sock_t *)sp;
@@ -597,8 +611,10 @@ static int on_timer(CURLM *m, long ms, void *ud) {
   /* runs inside curl; the timer belongs to the client */
   client_t *c = (client_t *)ud;
   (void)m;
-  if (ms < 0) uv_timer_stop(c->timer);
-  else uv_timer_start(c->timer, on_timeout, (uint64_t)ms, 0);
+  if (ms < 0)
+    uv_timer_stop(c->timer);
+  else
+    uv_timer_start(c->timer, on_timeout, (uint64_t)ms, 0);
   return 0;
 }
 
@@ -735,19 +751,24 @@ static const char *curl_code_name(xfer_t *x) {
 /* Push the error of a failed transfer. [-0, +1, m] */
 static void push_error(lua_State *L, xfer_t *x, const char *url) {
   const char *msg;
-  if (x->result == CURLE_ABORTED_BY_CALLBACK) msg = "the client was closed";
-  else if (x->nomem) msg = "not enough memory for the response";
+  if (x->result == CURLE_ABORTED_BY_CALLBACK)
+    msg = "the client was closed";
+  else if (x->nomem)
+    msg = "not enough memory for the response";
   else if (x->toobig || x->result == CURLE_FILESIZE_EXCEEDED) {
-    msg = lua_pushfstring(L, "response body larger than max_size (%I "
-                          "bytes)", (lua_Integer)x->max_size);
+    msg = lua_pushfstring(L,
+                          "response body larger than max_size (%I "
+                          "bytes)",
+                          (lua_Integer)x->max_size);
     tide_error_push(L, curl_code_name(x), "http.request", url, msg);
     lua_remove(L, -2);
     return;
-  }
-  else if (x->result == CURLE_OUT_OF_MEMORY)
+  } else if (x->result == CURLE_OUT_OF_MEMORY)
     msg = "response header too large (or out of memory)";
-  else if (x->errbuf[0]) msg = x->errbuf;
-  else msg = cu.easy_strerror(x->result);
+  else if (x->errbuf[0])
+    msg = x->errbuf;
+  else
+    msg = cu.easy_strerror(x->result);
   tide_error_push(L, curl_code_name(x), "http.request", url, msg);
 }
 
@@ -755,10 +776,14 @@ static void push_error(lua_State *L, xfer_t *x, const char *url) {
 
 static const char *version_name(long v) {
   switch (v) {
-    case CURL_HTTP_VERSION_1_0: return "1.0";
-    case CURL_HTTP_VERSION_2_0: return "2";
-    case CURL_HTTP_VERSION_3: return "3";
-    default: return "1.1";
+    case CURL_HTTP_VERSION_1_0:
+      return "1.0";
+    case CURL_HTTP_VERSION_2_0:
+      return "2";
+    case CURL_HTTP_VERSION_3:
+      return "3";
+    default:
+      return "1.1";
   }
 }
 
@@ -766,13 +791,16 @@ static const char *version_name(long v) {
 ** stream), raw header block, HTTP version, effective URL. [-0, +5, m] */
 static void push_response(lua_State *L, xfer_t *x, int with_body) {
   lua_pushinteger(L, x->status);
-  if (with_body) lua_pushlstring(L, x->body.data ? x->body.data : "",
-                                 x->body.len);
-  else lua_pushnil(L);
+  if (with_body)
+    lua_pushlstring(L, x->body.data ? x->body.data : "", x->body.len);
+  else
+    lua_pushnil(L);
   lua_pushlstring(L, x->head.data ? x->head.data : "", x->head.len);
   lua_pushstring(L, version_name(x->version));
-  if (x->url) lua_pushstring(L, x->url);
-  else lua_pushvalue(L, 1);
+  if (x->url)
+    lua_pushstring(L, x->url);
+  else
+    lua_pushvalue(L, 1);
 }
 
 static int request_resume(lua_State *L, tide_wait_t *w) {
@@ -791,8 +819,9 @@ static int request_resume(lua_State *L, tide_wait_t *w) {
   }
   if (!x->url) {
     char *url = NULL;
-    if (x->easy && cu.easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &url)
-        == CURLE_OK && url)
+    if (x->easy &&
+        cu.easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &url) == CURLE_OK &&
+        url)
       x->url = strdup(url);
   }
   if (x->easy) cu.easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &x->version);
@@ -819,8 +848,7 @@ static int is_token(const char *s, size_t n) {
   if (n == 0) return 0;
   for (i = 0; i < n; i++) {
     unsigned char ch = (unsigned char)s[i];
-    if (ch <= 32 || ch >= 127 || strchr("\"(),/:;<=>?@[\\]{}", ch))
-      return 0;
+    if (ch <= 32 || ch >= 127 || strchr("\"(),/:;<=>?@[\\]{}", ch)) return 0;
   }
   return 1;
 }
@@ -840,14 +868,18 @@ static struct curl_slist *add_header(lua_State *L, struct curl_slist *list,
   struct curl_slist *l;
   if (lua_type(L, vidx) != LUA_TSTRING && lua_type(L, vidx) != LUA_TNUMBER) {
     if (list) cu.slist_free_all(list);
-    luaL_error(L, "bad option 'headers' to 'request' (value of '%s' must "
-               "be a string, got %s)", name, luaL_typename(L, vidx));
+    luaL_error(L,
+               "bad option 'headers' to 'request' (value of '%s' must "
+               "be a string, got %s)",
+               name, luaL_typename(L, vidx));
   }
   v = lua_tolstring(L, vidx, &vlen);
   if (!is_field_value(v, vlen)) {
     if (list) cu.slist_free_all(list);
-    luaL_error(L, "bad option 'headers' to 'request' (value of '%s' "
-               "contains CR, LF or NUL)", name);
+    luaL_error(L,
+               "bad option 'headers' to 'request' (value of '%s' "
+               "contains CR, LF or NUL)",
+               name);
   }
   lua_pushfstring(L, vlen ? "%s: %s" : "%s;", name, v);
   l = cu.slist_append(list, lua_tostring(L, -1));
@@ -873,14 +905,17 @@ static struct curl_slist *build_headers(lua_State *L, int idx, int has_body) {
       const char *name;
       if (lua_type(L, -2) != LUA_TSTRING) {
         if (list) cu.slist_free_all(list);
-        luaL_error(L, "bad option 'headers' to 'request' (names must be "
+        luaL_error(L,
+                   "bad option 'headers' to 'request' (names must be "
                    "strings)");
       }
       name = lua_tolstring(L, -2, &nlen);
       if (!is_token(name, nlen)) {
         if (list) cu.slist_free_all(list);
-        luaL_error(L, "bad option 'headers' to 'request' (invalid header "
-                   "name '%s')", name);
+        luaL_error(L,
+                   "bad option 'headers' to 'request' (invalid header "
+                   "name '%s')",
+                   name);
       }
       if (nlen == 6 && strncasecmp(name, "expect", 6) == 0) has_expect = 1;
       if (lua_istable(L, -1)) {
@@ -909,8 +944,8 @@ static struct curl_slist *build_headers(lua_State *L, int idx, int has_body) {
 
 /* Options of a request, read from the opts table. */
 typedef struct {
-  int headers;        /* stack index of the headers table, or 0 */
-  double timeout;     /* seconds; 0 = none */
+  int headers;    /* stack index of the headers table, or 0 */
+  double timeout; /* seconds; 0 = none */
   long max_redirs;
   lua_Integer max_size; /* bytes; 0 = no limit */
   const char *cafile;
@@ -933,8 +968,9 @@ static void read_opts(lua_State *L, int idx, opts_t *o) {
   if (lua_isnoneornil(L, idx)) return;
   luaL_checktype(L, idx, LUA_TTABLE);
   if (opt_field(L, idx, "headers", LUA_TTABLE, "table"))
-    o->headers = lua_gettop(L);  /* stays on the stack */
-  else lua_pop(L, 1);
+    o->headers = lua_gettop(L); /* stays on the stack */
+  else
+    lua_pop(L, 1);
   if (opt_field(L, idx, "timeout", LUA_TNUMBER, "number")) {
     o->timeout = lua_tonumber(L, -1);
     if (!(o->timeout >= 0))
@@ -943,20 +979,22 @@ static void read_opts(lua_State *L, int idx, opts_t *o) {
   lua_pop(L, 1);
   if (opt_field(L, idx, "max_redirects", LUA_TNUMBER, "number")) {
     if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0)
-      luaL_error(L, "bad option 'max_redirects' to 'request' (must be a "
+      luaL_error(L,
+                 "bad option 'max_redirects' to 'request' (must be a "
                  "non-negative integer)");
     o->max_redirs = (long)lua_tointeger(L, -1);
   }
   lua_pop(L, 1);
   if (opt_field(L, idx, "max_size", LUA_TNUMBER, "number")) {
     if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1)
-      luaL_error(L, "bad option 'max_size' to 'request' (must be a "
+      luaL_error(L,
+                 "bad option 'max_size' to 'request' (must be a "
                  "positive integer)");
     o->max_size = lua_tointeger(L, -1);
   }
   lua_pop(L, 1);
   if (opt_field(L, idx, "cafile", LUA_TSTRING, "string"))
-    o->cafile = lua_tostring(L, -1);  /* the opts table keeps it alive */
+    o->cafile = lua_tostring(L, -1); /* the opts table keeps it alive */
   lua_pop(L, 1);
   if (opt_field(L, idx, "follow", LUA_TBOOLEAN, "boolean"))
     o->follow = lua_toboolean(L, -1);
@@ -1133,8 +1171,7 @@ static void read_cancel(tide_wait_t *w) {
 }
 
 static int read_wait(lua_State *L, stream_t *s) {
-  tide_wait_init(&s->rwait, read_cancel, read_resume, s,
-                 TIDE_WAIT_DROPPABLE);
+  tide_wait_init(&s->rwait, read_cancel, read_resume, s, TIDE_WAIT_DROPPABLE);
   if (s->x->c) {
     s->rheld = 1;
     client_hold(s->x->c);
@@ -1185,8 +1222,7 @@ static int stream_close(lua_State *L) {
 ** back-pressure). */
 static int stream_buffered(lua_State *L) {
   stream_t *s = check_stream(L);
-  lua_pushinteger(L, s->x ? (lua_Integer)(s->x->body.len - s->x->body.off)
-                          : 0);
+  lua_pushinteger(L, s->x ? (lua_Integer)(s->x->body.len - s->x->body.off) : 0);
   return 1;
 }
 
@@ -1226,19 +1262,15 @@ static int http_curl_version(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg http_funcs[] = {
-  {"request", http_request},
-  {"_stats", http_stats},
-  {"curl_version", http_curl_version},
-  {NULL, NULL}
-};
+static const luaL_Reg http_funcs[] = {{"request", http_request},
+                                      {"_stats", http_stats},
+                                      {"curl_version", http_curl_version},
+                                      {NULL, NULL}};
 
-static const luaL_Reg stream_methods[] = {
-  {"read", stream_read},
-  {"close", stream_close},
-  {"_buffered", stream_buffered},
-  {NULL, NULL}
-};
+static const luaL_Reg stream_methods[] = {{"read", stream_read},
+                                          {"close", stream_close},
+                                          {"_buffered", stream_buffered},
+                                          {NULL, NULL}};
 
 int luaopen_tide_http_client(lua_State *L) {
   tide_runtime_t *rt = tide_runtime_from(L);
