@@ -243,6 +243,9 @@ local function make_cert(dir)
   if not ok then error("nginx helper: openssl req failed:\n" .. out, 3) end
 end
 
+-- The pid of this process: the parent of the shell io.popen starts.
+M.self_pid = assert(io.popen("echo $PPID")):read("a"):match("%d+")
+
 -- nginx.start{http2=, extra=, access_log=, log_level=, keep=} -> Server.
 -- Tries random free ports until nginx binds both.
 function M.start(opts)
@@ -263,8 +266,15 @@ function M.start(opts)
     write(dir .. "/nginx.conf", config(dir, port, ssl_port, opts))
     os.remove(dir .. "/nginx.pid")
     os.remove(dir .. "/error.log")
-    sh(("nginx -p %s -c nginx.conf -e %s >%s 2>&1 &"):format(
-      q(dir), q(dir .. "/error.log"), q(dir .. "/stderr.log")))
+    -- A watchdog stops nginx and removes the directory if this process
+    -- dies without calling stop() (a crash in a spec); it ends with nginx.
+    sh(("nginx -p %s -c nginx.conf -e %s >%s 2>&1 & n=$!; "
+        .. "(while kill -0 %s 2>/dev/null && kill -0 $n 2>/dev/null; do "
+        .. "sleep 0.5; done; if ! kill -0 %s 2>/dev/null; then "
+        .. "kill $n 2>/dev/null; sleep 1; rm -rf %s; fi) "
+        .. ">/dev/null 2>&1 </dev/null &"):format(
+      q(dir), q(dir .. "/error.log"), q(dir .. "/stderr.log"), M.self_pid,
+      M.self_pid, q(dir)))
     -- nginx writes its pid file once the listening sockets are bound;
     -- it exits if a bind fails.
     for _ = 1, 500 do
