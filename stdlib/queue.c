@@ -347,28 +347,51 @@ static void release_putter(queue_t *q) {
   tide_wait_wake(w);
 }
 
+/* The first putter's item cannot enter the queue (`less` raised on it):
+** move the error on top of L to the putter's stack, where put_resume
+** raises it, and wake the putter. */
+static void reject_putter(lua_State *L, queue_t *q) {
+  tide_wait_t *w = q->putters.head;
+  lua_State *pl = (lua_State *)w->data;
+  if (!lua_checkstack(pl, 1)) lua_error(L);
+  tide_waitq_remove(&q->putters, w);
+  lua_xmove(L, pl, 1);
+  tide_wait_wake(w);
+}
+
+/* Protected heap insert for refill: [queue, item]. */
+static int protected_heap_push(lua_State *L) {
+  queue_t *q = (queue_t *)lua_touserdata(L, 1);
+  lua_getiuservalue(L, 1, UV_ITEMS);
+  lua_insert(L, 2);
+  heap_push(L, q, 2);
+  return 0;
+}
+
 /* Remove the next item and push it; if a putter waits for room, its item
 ** takes the freed slot.  The queue is not empty. [-0, +1, e] */
 static void dequeue(lua_State *L, queue_t *q) {
   int it;
   lua_getiuservalue(L, 1, UV_ITEMS);
   it = lua_gettop(L);
-  if (!q->putters.head) {
-    take(L, q, it);
-  } else if (q->kind != Q_PRIO) {
-    /* Neither step can fail: the freed slot is reused. */
-    take(L, q, it);
+  take(L, q, it);  /* may raise (a priority `less`): nothing has changed */
+  if (!q->putters.head) return;
+  if (q->kind != Q_PRIO) {
+    /* Cannot fail: the freed slot is reused. */
     peek_putter(L, q);
     store(L, q, it);
     release_putter(q);
-  } else {
-    /* `less` may raise at either step.  Insert first, then take: if the
-    ** take fails, the queue holds one item over its bound and the putter
-    ** has been served; nothing is lost or duplicated. */
+    return;
+  }
+  /* `less` may raise on the putter's item: that error is the putter's,
+  ** not this getter's, so insert in protected mode and hand a failure to
+  ** the putter; the next putter may then have the slot. */
+  while (q->putters.head && (q->maxsize == 0 || q->n < q->maxsize)) {
+    lua_pushcfunction(L, protected_heap_push);
+    lua_pushvalue(L, 1);
     peek_putter(L, q);
-    store(L, q, it);
-    release_putter(q);
-    take(L, q, it);
+    if (lua_pcall(L, 2, 0, 0) == LUA_OK) release_putter(q);
+    else reject_putter(L, q);
   }
 }
 
@@ -402,12 +425,16 @@ static int iter_resume(lua_State *L, tide_wait_t *w) {
   return 1;
 }
 
-/* Resume of a putter: its item was taken ([queue]) or the queue was closed
-** while it waited ([queue, item]). */
+/* Resume of a putter: its item was taken ([queue]), the queue was closed
+** while it waited ([queue, item]), or a priority queue's `less` raised on
+** the item ([queue, item, error]). */
 static int put_resume(lua_State *L, tide_wait_t *w) {
   (void)w;
-  if (lua_gettop(L) == 1) return 0;
-  return raise_closed(L, "queue.put");
+  switch (lua_gettop(L)) {
+    case 1: return 0;
+    case 2: return raise_closed(L, "queue.put");
+    default: return lua_error(L);
+  }
 }
 
 /* Suspend the running task as a getter or putter of q; the waiting
@@ -425,8 +452,9 @@ static int suspend(lua_State *L, tide_waitq_t *list, tide_resume_fn resume,
 
 /* q:put(item): add item, waiting while the queue is full. */
 static int queue_put(lua_State *L) {
+  int t2 = lua_type(L, 2);  /* before check_queue pushes the metatable */
   queue_t *q = check_queue(L);
-  if (tide_unlikely(lua_type(L, 2) <= LUA_TNIL))
+  if (tide_unlikely(t2 <= LUA_TNIL))
     return luaL_argerror(L, 2, "nil cannot be put in a queue");
   if (tide_unlikely(q->closed)) return raise_closed(L, "queue.put");
   if (q->kind == Q_FIFO && !q->getters.head &&
@@ -465,8 +493,9 @@ static int queue_get(lua_State *L) {
 
 /* q:put_nowait(item): add item or raise EAGAIN when full. */
 static int queue_put_nowait(lua_State *L) {
+  int t2 = lua_type(L, 2);
   queue_t *q = check_queue(L);
-  if (lua_isnoneornil(L, 2))
+  if (t2 <= LUA_TNIL)
     return luaL_argerror(L, 2, "nil cannot be put in a queue");
   if (q->closed) return raise_closed(L, "queue.put_nowait");
   if (!q->getters.head && q->maxsize > 0 && q->n >= q->maxsize)
