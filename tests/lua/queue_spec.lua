@@ -314,7 +314,12 @@ describe("tide.queue", function()
       assert.matches("cannot suspend", err_of(q.put, q, 2))
       -- a stock lua5.4 host: no task is running
       local build = os.getenv("TIDE_BUILD") or (helper.root .. "/build")
-      local status, out = helper.sh("lua5.4 -e 'package.cpath=\"" .. build ..
+      -- a sanitizer build needs its runtime loaded first
+      local _, libs = helper.sh("ldd " .. helper.bin)
+      local asan = libs:match("(/%S*libasan%.so[%.%d]*)")
+      local pre = asan and ("LD_PRELOAD=" .. asan ..
+                            " ASAN_OPTIONS=detect_leaks=0 ") or ""
+      local status, out = helper.sh(pre .. "lua5.4 -e 'package.cpath=\"" .. build ..
         "/?.so;\"..package.cpath; require \"tide\"; " ..
         "local q = require(\"tide.queue\").new(); q:put(1); " ..
         "print(q:get()); print(select(2, pcall(q.get, q)))'")
@@ -580,5 +585,16 @@ describe("tide.queue", function()
     assert.is_not_nil(total, out)
     -- about 17 units when the workers overlap; 32 if they ran in turn
     assert.is_true(total >= 16.5 and total < 30, out)
+  end)
+
+  it("runs the examples of docs/queue.md", function()
+    package.path = helper.root .. "/tests/lua/?.lua;" .. package.path
+    local examples = require "support.doc_examples"
+    local blocks = examples(helper.root .. "/docs/queue.md")
+    assert.is_true(#blocks >= 4)
+    for _, block in ipairs(blocks) do
+      local status, out = helper.tide(block.code)
+      assert(status == 0, ("docs/queue.md:%d: %s"):format(block.line, out))
+    end
   end)
 end)

@@ -454,4 +454,15 @@ describe("tide.sync", function()
       assert.has_error(function() sync.Barrier("2") end)
     end)
   end)
+
+  it("runs the examples of docs/sync.md", function()
+    package.path = helper.root .. "/tests/lua/?.lua;" .. package.path
+    local examples = require "support.doc_examples"
+    local blocks = examples(helper.root .. "/docs/sync.md")
+    assert.is_true(#blocks >= 4)
+    for _, block in ipairs(blocks) do
+      local status, out = helper.tide(block.code)
+      assert(status == 0, ("docs/sync.md:%d: %s"):format(block.line, out))
+    end
+  end)
 end)
