@@ -19,8 +19,10 @@
 ** queue was closed under it.
 **
 ** The common case, a put with room or a get with items, runs without
-** suspending and without allocating: FIFO items sit in a ring laid over
-** the array part of a preallocated table.
+** suspending and without allocating: FIFO items sit in a ring, laid over
+** the uservalues of the queue itself when it is bounded and small (the
+** usual case; one API call less per item) or else over the array part of
+** a preallocated table.
 */
 #include <limits.h>
 #include <string.h>
@@ -32,14 +34,21 @@
 
 enum { Q_FIFO, Q_LIFO, Q_PRIO };
 
-/* Uservalue slots: the items (ring, stack or heap), the priority heap's
-** insertion numbers, the priority `less` function (or nil). */
+/* Uservalue slots: the items (ring, stack or heap; nil for an inline
+** ring), the priority heap's insertion numbers, the priority `less`
+** function (or nil).  An inline ring follows, from RING_UV. */
 enum { UV_ITEMS = 1, UV_SEQS, UV_LESS, Q_NUV = UV_LESS };
 
 /* Ring capacity allocated up front for a bounded queue; larger bounds grow
 ** by doubling, like unbounded queues. */
 #define RING_PREALLOC 1024
 #define RING_MIN 16
+
+/* A bounded FIFO queue up to this size keeps its items in uservalues of
+** the queue itself rather than in a table: a put or get then costs one
+** API call less, and they run once per item. */
+#define INLINE_MAX 1024
+#define RING_UV (Q_NUV + 1)
 
 typedef struct queue {
   tide_waitq_t getters; /* waits of tasks in get() on an empty queue */
@@ -53,6 +62,7 @@ typedef struct queue {
   lua_Integer seq;      /* priority: insertion counter, for stability */
   int kind;
   int closed;
+  int inline_ring;      /* FIFO items are uservalues RING_UV + 0..cap-1 */
 } queue_t;
 
 static int put_resume(lua_State *L, tide_wait_t *w);
@@ -103,6 +113,13 @@ static void ring_grow(lua_State *L, queue_t *q, int it) {
 ** [-1, +0, m] */
 static void ring_push(lua_State *L, queue_t *q, int it) {
   lua_Integer at;
+  if (q->inline_ring) {
+    at = q->head + q->n;
+    if (at >= q->cap) at -= q->cap;
+    lua_setiuservalue(L, 1, (int)at + RING_UV);
+    q->n++;
+    return;
+  }
   if (tide_unlikely(q->n == q->cap)) ring_grow(L, q, it);
   at = q->head + q->n;
   if (at >= q->cap) at -= q->cap;
@@ -114,6 +131,14 @@ static void ring_push(lua_State *L, queue_t *q, int it) {
 ** and push it. [-0, +1, -] */
 static void ring_shift(lua_State *L, queue_t *q, int it) {
   lua_Integer at = q->head + 1;
+  if (q->inline_ring) {
+    lua_getiuservalue(L, 1, (int)q->head + RING_UV);
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, (int)q->head + RING_UV);
+    if (++q->head == q->cap) q->head = 0;
+    q->n--;
+    return;
+  }
   lua_rawgeti(L, it, at);
   lua_pushnil(L);
   /* An existing array slot: clearing it allocates nothing. */
@@ -460,7 +485,7 @@ static int queue_put(lua_State *L) {
   if (q->kind == Q_FIFO && !q->getters.head &&
       (q->n < q->maxsize || q->maxsize == 0)) {
     /* The hot path: room in the ring. */
-    lua_getiuservalue(L, 1, UV_ITEMS);
+    if (!q->inline_ring) lua_getiuservalue(L, 1, UV_ITEMS);
     lua_pushvalue(L, 2);
     ring_push(L, q, -2);
     q->unfinished++;
@@ -480,7 +505,7 @@ static int queue_get(lua_State *L) {
   if (q->n > 0) {
     if (q->kind == Q_FIFO && !q->putters.head) {
       /* The hot path: no putter to refill from. */
-      lua_getiuservalue(L, 1, UV_ITEMS);
+      if (!q->inline_ring) lua_getiuservalue(L, 1, UV_ITEMS);
       ring_shift(L, q, -1);
       return 1;
     }
@@ -524,7 +549,7 @@ static int queue_iter_next(lua_State *L) {
   queue_t *q = check_queue(L);
   if (q->n > 0) {
     if (q->kind == Q_FIFO && !q->putters.head) {
-      lua_getiuservalue(L, 1, UV_ITEMS);
+      if (!q->inline_ring) lua_getiuservalue(L, 1, UV_ITEMS);
       ring_shift(L, q, -1);
       return 1;
     }
@@ -643,15 +668,20 @@ static int new_queue(lua_State *L, int kind) {
   if (maxsize < 0) maxsize = 0;
   cap = maxsize > 0 && maxsize <= RING_PREALLOC ? maxsize : RING_MIN;
   if (maxsize > RING_PREALLOC) cap = RING_PREALLOC;
-  q = (queue_t *)lua_newuserdatauv(L, sizeof *q, Q_NUV);
+  q = (queue_t *)lua_newuserdatauv(L, sizeof *q,
+      Q_NUV + (kind == Q_FIFO && maxsize > 0 && maxsize <= INLINE_MAX
+               ? (int)maxsize : 0));
   memset(q, 0, sizeof *q);
+  q->inline_ring = kind == Q_FIFO && maxsize > 0 && maxsize <= INLINE_MAX;
   q->kind = kind;
   q->maxsize = maxsize;
   q->cap = cap;
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_setmetatable(L, -2);
-  lua_createtable(L, (int)cap, 0);
-  lua_setiuservalue(L, -2, UV_ITEMS);
+  if (!q->inline_ring) {
+    lua_createtable(L, (int)cap, 0);
+    lua_setiuservalue(L, -2, UV_ITEMS);
+  }
   if (kind == Q_PRIO) {
     lua_createtable(L, (int)cap, 0);
     lua_setiuservalue(L, -2, UV_SEQS);

@@ -64,6 +64,28 @@ describe("tide.queue", function()
       assert.equal(nextput, nextget)
     end)
 
+    it("keeps order in a small bounded ring", function()
+      for _, size in ipairs({1, 3, 7, 1024}) do
+        local q = Queue.new(size)
+        local nextput, nextget = 1, 1
+        for round = 1, 40 do
+          while not q:full() and nextput <= round * 11 do
+            q:put_nowait(nextput)
+            nextput = nextput + 1
+          end
+          for _ = 1, math.min(q:size(), round % 5 + 1) do
+            assert.equal(nextget, q:get())
+            nextget = nextget + 1
+          end
+        end
+        while not q:empty() do
+          assert.equal(nextget, q:get())
+          nextget = nextget + 1
+        end
+        assert.equal(nextput, nextget)
+      end
+    end)
+
     it("grows a large bounded ring up to its bound", function()
       local q = Queue.new(5000)
       for i = 1, 5000 do q:put_nowait(i) end
