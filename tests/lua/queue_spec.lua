@@ -351,6 +351,61 @@ describe("tide.queue", function()
     end)
   end)
 
+  describe("random cancellations", function()
+    -- Producers and consumers are cancelled at random points; every item
+    -- whose put returned is received exactly once, and nothing else is.
+    for _, kind in ipairs({"new", "lifo", "priority"}) do
+      it("lose and duplicate no item (" .. kind .. ")", function()
+        math.randomseed(42)
+        local q = Queue[kind](3)
+        local put_ok, got, nextid = {}, {}, 0
+        local function producer()
+          while true do
+            nextid = nextid + 1
+            local id = nextid
+            q:put(id)
+            put_ok[id] = true
+            if math.random() < 0.3 then tide.sleep(0) end
+          end
+        end
+        local function consumer()
+          while true do
+            local v = q:get()
+            assert(not got[v], "item received twice")
+            got[v] = true
+            if math.random() < 0.3 then tide.sleep(0) end
+          end
+        end
+        local tasks = {}
+        for i = 1, 8 do tasks[i] = tide.spawn(i <= 4 and producer or consumer) end
+        for _ = 1, 200 do
+          tide.sleep(0)
+          local i = math.random(#tasks)
+          tasks[i]:cancel()
+          tide.sleep(0)
+          if tasks[i]:done() then
+            assert.equal("ECANCELED", err_of(tasks[i].await, tasks[i]).code)
+            tasks[i] = tide.spawn(i <= 4 and producer or consumer)
+          end
+        end
+        for _, t in ipairs(tasks) do t:cancel() end
+        for _, t in ipairs(tasks) do pcall(t.await, t) end
+        while not q:empty() do
+          local v = q:get()
+          assert(not got[v], "item received twice")
+          got[v] = true
+        end
+        local n = 0
+        for id in pairs(put_ok) do
+          assert(got[id], "item lost")
+          n = n + 1
+        end
+        for id in pairs(got) do assert(put_ok[id], "item from nowhere") end
+        assert.is_true(n > 100)
+      end)
+    end
+  end)
+
   describe("close", function()
     it("drains to getters, then raises ECLOSED", function()
       local q = Queue.new()

@@ -383,6 +383,66 @@ describe("tide.sync", function()
     end)
   end)
 
+  it("random cancellations leave no lock held and no permit lost", function()
+    math.randomseed(42)
+    local lock = sync.Lock()
+    local sem = sync.BoundedSemaphore(2)
+    local cond = sync.Condition()
+    local in_lock, in_sem = 0, 0
+    local function leave(f)
+      return setmetatable({}, {__close = f})
+    end
+    local function worker()
+      while true do
+        do
+          local g <close> = lock:acquire()
+          in_lock = in_lock + 1
+          local out <close> = leave(function() in_lock = in_lock - 1 end)
+          assert(in_lock == 1, "two holders of a lock")
+          if math.random() < 0.5 then tide.sleep(0) end
+        end
+        do
+          local p <close> = sem:acquire()
+          in_sem = in_sem + 1
+          local out <close> = leave(function() in_sem = in_sem - 1 end)
+          assert(in_sem <= 2, "too many permits")
+          if math.random() < 0.5 then tide.sleep(0) end
+        end
+        do
+          local g <close> = cond:acquire()
+          if math.random() < 0.5 then
+            local ok, err = pcall(tide.timeout, 0.001, cond.wait, cond)
+            -- a timeout is expected; a cancel must end the task
+            if not ok and err.code ~= "ETIMEDOUT" then error(err, 0) end
+          else
+            cond:notify(math.random(0, 2))
+          end
+          assert(cond:locked())
+        end
+      end
+    end
+    local tasks = {}
+    for i = 1, 8 do tasks[i] = tide.spawn(worker) end
+    for _ = 1, 200 do
+      tide.sleep(0)
+      local i = math.random(#tasks)
+      tasks[i]:cancel()
+      tide.sleep(0)
+      if tasks[i]:done() then
+        assert.equal("ECANCELED", err_of(tasks[i].await, tasks[i]).code)
+        tasks[i] = tide.spawn(worker)
+      end
+    end
+    for _, t in ipairs(tasks) do t:cancel() end
+    for _, t in ipairs(tasks) do
+      local ok, err = pcall(t.await, t)
+      assert(ok or err.code == "ECANCELED", tostring(err))
+    end
+    assert.is_false(lock:locked())
+    assert.is_false(cond:locked())
+    assert.equal(2, sem:value())
+  end)
+
   describe("Barrier", function()
     it("releases every party together, round after round", function()
       local b = sync.Barrier(3)
