@@ -331,7 +331,7 @@ static void take(lua_State *L, queue_t *q, int it) {
   }
 }
 
-/* ---- waiting --------------------------------------------------------------- */
+/* ---- waiting ------------------------------------------------------------- */
 
 /* Cancel hook of a getter or putter: leave the waiter list.  w->data is the
 ** waiting coroutine, suspended inside get/put with the queue at index 1;
@@ -473,7 +473,7 @@ static int suspend(lua_State *L, tide_waitq_t *list, tide_resume_fn resume,
   return tide_wait_yield(L, w, op);
 }
 
-/* ---- methods ---------------------------------------------------------------- */
+/* ---- methods ------------------------------------------------------------- */
 
 /* q:put(item): add item, waiting while the queue is full. */
 static int queue_put(lua_State *L) {
@@ -655,7 +655,7 @@ static int queue__tostring(lua_State *L) {
   return 1;
 }
 
-/* ---- constructors ------------------------------------------------------------ */
+/* ---- constructors -------------------------------------------------------- */
 
 /* Make a queue of the given kind; maxsize <= 0 means unbounded.
 ** [-0, +1, m] */

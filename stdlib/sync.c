@@ -110,7 +110,7 @@ static void wake_all(tide_waitq_t *list) {
   while ((w = tide_waitq_pop(list)) != NULL) tide_wait_wake(w);
 }
 
-/* ---- Lock ----------------------------------------------------------------- */
+/* ---- Lock ---------------------------------------------------------------- */
 
 static int lock_new(lua_State *L) {
   new_object(L, sizeof(lock_t), MT_LOCK);
@@ -211,7 +211,7 @@ static int lock__tostring(lua_State *L) {
   return 1;
 }
 
-/* ---- Semaphore and BoundedSemaphore --------------------------------------- */
+/* ---- Semaphore and BoundedSemaphore -------------------------------------- */
 
 static semaphore_t *check_sem(lua_State *L) {
   semaphore_t *s = (semaphore_t *)test_type(L, 1, MT_SEM);
@@ -225,7 +225,8 @@ static int sem_new(lua_State *L) {
   int bounded = lua_toboolean(L, 2);
   semaphore_t *s;
   luaL_argcheck(L, value >= 0, 1, "initial value must be >= 0");
-  s = (semaphore_t *)new_object(L, sizeof(semaphore_t), bounded ? MT_BSEM : MT_SEM);
+  s = (semaphore_t *)new_object(L, sizeof(semaphore_t),
+                                bounded ? MT_BSEM : MT_SEM);
   s->value = value;
   s->bound = bounded ? value : 0;
   return 1;
@@ -290,7 +291,7 @@ static int sem__tostring(lua_State *L) {
   return 1;
 }
 
-/* ---- Event ------------------------------------------------------------------ */
+/* ---- Event --------------------------------------------------------------- */
 
 static int event_new(lua_State *L) {
   new_object(L, sizeof(event_t), MT_EVENT);
@@ -345,7 +346,7 @@ static int event__tostring(lua_State *L) {
   return 1;
 }
 
-/* ---- WaitList (for Condition) ---------------------------------------------- */
+/* ---- WaitList (for Condition) -------------------------------------------- */
 
 static int waitlist_new(lua_State *L) {
   new_object(L, sizeof(waitlist_t), MT_WAITLIST);
@@ -392,7 +393,7 @@ static int waitlist_count(lua_State *L) {
   return 1;
 }
 
-/* ---- Guard ------------------------------------------------------------------ */
+/* ---- Guard --------------------------------------------------------------- */
 
 /* guard:release(), also __close: release what the acquire took, once. */
 static int guard_release(lua_State *L) {
@@ -420,7 +421,7 @@ static int guard__tostring(lua_State *L) {
   return 1;
 }
 
-/* ---- the module --------------------------------------------------------------- */
+/* ---- the module ---------------------------------------------------------- */
 
 typedef struct {
   int mt;
