@@ -642,6 +642,22 @@ describe("tide.queue", function()
     assert.equal("PriorityQueue (0)", tostring(Queue.priority()))
   end)
 
+  it("runs the benchmark's programs (tide and its peers)", function()
+    local bench = helper.root .. "/scripts/bench/queue/"
+    local function check(cmd)
+      local status, out = helper.sh(cmd .. " 2000")
+      assert.equal(0, status, out)
+      assert.matches("items_per_s=%d+", out)
+      assert.matches("ns_per_item=[%d.]+", out)
+    end
+    check(helper.bin .. " " .. bench .. "tide.lua")
+    for _, p in ipairs({{"node", "node.js"}, {"python3", "asyncio.py"}}) do
+      if helper.sh("command -v " .. p[1]) == 0 then
+        check(p[1] .. " " .. bench .. p[2])
+      end
+    end
+  end)
+
   it("runs the two-worker example", function()
     local status, out = helper.sh("TIDE_EXAMPLE_SCALE=0.01 " .. helper.bin ..
       " " .. helper.root .. "/scripts/examples/queue_workers.lua")

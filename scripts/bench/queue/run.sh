@@ -1,55 +1,46 @@
-#!/bin/sh
-# The queue workload: one producer and one consumer pass N items (default
-# 1,000,000) through a bounded queue of 100, in tide, Python asyncio and a
-# Node.js promise-based channel, one after the other; prints a table of
-# items/s and tide's ratio to each peer.  Each runtime reports its best of
-# REPEAT runs (default 3), which also lets Node's JIT warm up.
-#   N=100000 REPEAT=1 scripts/bench/queue/run.sh    (a quick check)
-set -eu
+#!/usr/bin/env bash
+# The queue benchmark (issue 3): one producer and one consumer pass
+# 1,000,000 items through a bounded queue of 100, in tide (tide.queue),
+# Python asyncio (asyncio.Queue) and Node.js (a promise-based bounded
+# channel, node.js here).  The bars: tide at least 1.3x the Node.js
+# channel's items/s and at least 5x asyncio's.
+#
+#   scripts/bench/queue/run.sh                # about 10 s
+#   BENCH_QUICK=1 scripts/bench/queue/run.sh  # 100,000 items, to check
+#
+# Settings: those of lib.sh, plus QUEUE_ITEMS=1000000.
+set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../../.." && pwd)
-TIDE=${TIDE:-$root/build/tide}
-PYTHON=${PYTHON:-python3}
-NODE=${NODE:-node}
-N=${N:-1000000}
-REPEAT=${REPEAT:-3}
-export N REPEAT
+. "$here/../lib.sh"
+bench_init
 
-if [ ! -x "$TIDE" ]; then
-  echo "queue bench: $TIDE not found; run make first" >&2
-  exit 1
-fi
+items=$(bench_scale "${QUEUE_ITEMS:-1000000}")
 
-# run <label> <command...>: print "label seconds" (seconds "-" if the peer
-# is missing or fails).
-run() {
-  label=$1
-  shift
-  if command -v "$1" >/dev/null 2>&1 && secs=$("$@" 2>/dev/null); then
-    echo "$label $secs"
-  else
-    echo "$label -"
-  fi
-}
+bench_log "queue: tide, node, asyncio; $items items through a queue of 100"
 
-{
-  run tide "$TIDE" "$here/tide_queue.lua"
-  run python-asyncio "$PYTHON" "$here/asyncio_queue.py"
-  run node-channel "$NODE" "$here/node_channel.js"
-} | awk -v n="$N" -v rep="$REPEAT" '
-  { name[NR] = $1; secs[NR] = $2 }
-  END {
-    printf "queue: %d items, producer -> bounded queue (100) -> consumer, best of %d\n", n, rep
-    printf "%-16s %10s %12s %12s\n", "runtime", "seconds", "items/s", "tide is"
-    tide = (secs[1] == "-") ? 0 : n / secs[1]
-    for (i = 1; i <= NR; i++) {
-      if (secs[i] == "-") {
-        printf "%-16s %10s %12s %12s\n", name[i], "-", "missing", "-"
-        continue
-      }
-      rate = n / secs[i]
-      ratio = (i == 1 || tide == 0) ? "-" : sprintf("%.2fx", tide / rate)
-      printf "%-16s %10.3f %11.2fM %12s\n", name[i], secs[i], rate / 1e6, ratio
-    }
-  }'
+# tide and asyncio are single-threaded: pinned.  Node.js is not (its
+# garbage collector has helper threads).
+bench_run tide --pin -- "$TIDE" "$here/tide.lua" "$items"
+[ -n "$NODE" ] && bench_run node -- "$NODE" "$here/node.js" "$items"
+[ -n "$PYTHON" ] &&
+  bench_run py --pin -- "$PYTHON" "$here/asyncio.py" "$items"
+
+g() { bench_get "$@"; }
+
+fig="producer->consumer"
+bench_title "queue: $items items, one producer, one consumer, bound 100"
+bench_row "$fig" items/s "$(g tide items_per_s)" \
+  "node promise channel" "$(g node items_per_s)" "ratio>=1.3"
+bench_row "$fig" items/s "$(g tide items_per_s)" \
+  "asyncio.Queue" "$(g py items_per_s)" "ratio>=5"
+bench_row "per item" ns "$(g tide ns_per_item)" \
+  "node promise channel" "$(g node ns_per_item)"
+bench_row "per item" ns "$(g tide ns_per_item)" \
+  "asyncio.Queue" "$(g py ns_per_item)"
+bench_note "Rows with a bar are the issue's; the others are for reference."
+bench_note "Each program first passes a tenth of the items untimed (warm-up),"
+bench_note "  then times one pass; producer: put(i) for i = 1..N, consumer:"
+bench_note "  N get()s, summed and checked."
+bench_table
+bench_exit
