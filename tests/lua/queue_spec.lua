@@ -681,8 +681,7 @@ describe("tide.queue", function()
   end)
 
   it("runs the examples of docs/queue.md", function()
-    package.path = helper.root .. "/tests/lua/?.lua;" .. package.path
-    local examples = require "support.doc_examples"
+    local examples = require "tests.lua.support.doc_examples"
     local blocks = examples(helper.root .. "/docs/queue.md")
     assert.is_true(#blocks >= 4)
     for _, block in ipairs(blocks) do

@@ -516,8 +516,7 @@ describe("tide.sync", function()
   end)
 
   it("runs the examples of docs/sync.md", function()
-    package.path = helper.root .. "/tests/lua/?.lua;" .. package.path
-    local examples = require "support.doc_examples"
+    local examples = require "tests.lua.support.doc_examples"
     local blocks = examples(helper.root .. "/docs/sync.md")
     assert.is_true(#blocks >= 4)
     for _, block in ipairs(blocks) do
