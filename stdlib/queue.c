@@ -1,15 +1,22 @@
 /*
 ** queue.c: tide.queue, asyncio's Queue family for tide tasks: FIFO, LIFO
 ** and priority queues, bounded or not, with waiting getters and putters,
-** task_done/join accounting and close.  A Queue is a userdata that owns its
-** waiter lists (the engine's tide_waitq_t, linking the waiting tasks'
-** embedded waits) and, in uservalues, the Lua table its items live in, the
+** task_done/join accounting and close.  The state of a queue is a
+** userdata that owns its waiter lists (the engine's tide_waitq_t, linking
+** the waiting tasks' embedded waits) and, in uservalues, its items, the
 ** priority queue's insertion numbers and its `less` function.
 **
+** The Queue object itself is a table with metatable "tide.Queue": its
+** per-item methods (put, get, put_nowait, get_nowait) are C closures bound
+** to the state and stored in the table, the others come from the metatable.
+** A bound closure finds its method without going through a metatable and
+** needs no type check beyond comparing `self`, which makes a put or get
+** about a fifth cheaper than a userdata method; they run once per item.
+**
 ** Items never wait anywhere but in the queue or in a waiter's own stack.
-** A getter that finds the queue empty suspends with [queue] on its stack;
+** A getter that finds the queue empty suspends with [state] on its stack;
 ** a put hands the item straight to the first such getter by pushing it on
-** that stack.  A putter that finds the queue full suspends with [queue,
+** that stack.  A putter that finds the queue full suspends with [state,
 ** item]; a get that frees a slot moves the first putter's item into the
 ** queue and pops it from the putter's stack.  Either way the wake is final
 ** (the waits are not droppable): a cancel that arrives between the hand-off
@@ -31,6 +38,15 @@
 #include "compat.h"
 
 #define QUEUE_MT "tide.Queue"
+#define STATE_MT "tide.QueueState"
+
+/* Bound closures have the state as upvalue 1 and the object as upvalue 2;
+** the functions of the metatable have the two metatables as upvalues. */
+#define QS lua_upvalueindex(1)
+#define QOBJ lua_upvalueindex(2)
+
+/* The key of the state in the object table. */
+static const char state_key = 0;
 
 enum { Q_FIFO, Q_LIFO, Q_PRIO };
 
@@ -67,18 +83,45 @@ typedef struct queue {
 
 static int put_resume(lua_State *L, tide_wait_t *w);
 
-/* Check that argument 1 is a Queue.  Every function of this file has the
-** metatable as upvalue 1: comparing against it is cheaper than a registry
-** lookup, and put/get run once per item.  The metatable is left on top of
-** the stack (one API call less on the hot path); callers index from the
-** top or reset the stack. [-0, +1, v] */
+/* For the functions of the metatable: check that argument 1 is a Queue
+** and replace it on the stack by its state, which the helpers below expect
+** at index 1.  Upvalue 1 is the object metatable, upvalue 2 the state's.
+** [-0, +0, v] */
 static queue_t *check_queue(lua_State *L) {
-  queue_t *q = (queue_t *)lua_touserdata(L, 1);
-  if (tide_likely(q != NULL && lua_getmetatable(L, 1) &&
-                  lua_rawequal(L, -1, lua_upvalueindex(1))))
-    return q;
+  if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
+    int ok = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (ok) {
+      queue_t *q;
+      lua_rawgetp(L, 1, &state_key);
+      q = (queue_t *)lua_touserdata(L, -1);
+      /* The key can be found with pairs(): check what it holds. */
+      if (q && lua_getmetatable(L, -1) &&
+          lua_rawequal(L, -1, lua_upvalueindex(2))) {
+        lua_pop(L, 1);
+        lua_replace(L, 1);
+        return q;
+      }
+      luaL_argerror(L, 1, "invalid tide.Queue (its state was replaced)");
+    }
+  }
   luaL_typeerror(L, 1, QUEUE_MT);
   return NULL;
+}
+
+/* For the bound closures: check that `self` is the queue they belong to.
+** [-0, +0, v] */
+static queue_t *bound_queue(lua_State *L) {
+  if (tide_unlikely(!lua_rawequal(L, 1, QOBJ)))
+    luaL_typeerror(L, 1, QUEUE_MT);
+  return (queue_t *)lua_touserdata(L, QS);
+}
+
+/* A bound closure leaving its fast path: put the state at index 1, where
+** the helpers below (and a suspended waiter's stack) have it. */
+static void use_state(lua_State *L) {
+  lua_pushvalue(L, QS);
+  lua_replace(L, 1);
 }
 
 static int raise_closed(lua_State *L, const char *op) {
@@ -88,9 +131,9 @@ static int raise_closed(lua_State *L, const char *op) {
 /* ---- FIFO ring ----------------------------------------------------------- */
 
 /* Double the ring (bounded queues up to maxsize), unrolling it so the
-** oldest item is at 1.  The items table is at stack index it and is
-** replaced there. [-0, +0, m] */
-static void ring_grow(lua_State *L, queue_t *q, int it) {
+** oldest item is at 1.  The state is at index qi; the items table is at
+** stack index it and is replaced there. [-0, +0, m] */
+static void ring_grow(lua_State *L, queue_t *q, int qi, int it) {
   lua_Integer cap = q->cap * 2, i;
   it = lua_absindex(L, it);
   if (q->maxsize > 0 && cap > q->maxsize) cap = q->maxsize;
@@ -103,38 +146,39 @@ static void ring_grow(lua_State *L, queue_t *q, int it) {
     lua_rawseti(L, -2, i + 1);
   }
   lua_pushvalue(L, -1);
-  lua_setiuservalue(L, 1, UV_ITEMS);
+  lua_setiuservalue(L, qi, UV_ITEMS);
   lua_replace(L, it);
   q->head = 0;
   q->cap = cap;
 }
 
-/* Append the value on top to the ring at it (an absolute index, or -2).
-** [-1, +0, m] */
-static void ring_push(lua_State *L, queue_t *q, int it) {
+/* Append the value on top to the ring of the state at qi: its uservalues,
+** or the table at it (an absolute index, or -2). [-1, +0, m] */
+static void ring_push(lua_State *L, queue_t *q, int qi, int it) {
   lua_Integer at;
   if (q->inline_ring) {
     at = q->head + q->n;
     if (at >= q->cap) at -= q->cap;
-    lua_setiuservalue(L, 1, (int)at + RING_UV);
+    lua_setiuservalue(L, qi, (int)at + RING_UV);
     q->n++;
     return;
   }
-  if (tide_unlikely(q->n == q->cap)) ring_grow(L, q, it);
+  if (tide_unlikely(q->n == q->cap)) ring_grow(L, q, qi, it);
   at = q->head + q->n;
   if (at >= q->cap) at -= q->cap;
   lua_rawseti(L, it, at + 1);
   q->n++;
 }
 
-/* Remove the oldest item from the ring at it (an absolute index, or -1)
-** and push it. [-0, +1, -] */
-static void ring_shift(lua_State *L, queue_t *q, int it) {
+/* Remove the oldest item from the ring of the state at qi (its
+** uservalues, or the table at it: an absolute index, or -1) and push it.
+** [-0, +1, -] */
+static void ring_shift(lua_State *L, queue_t *q, int qi, int it) {
   lua_Integer at = q->head + 1;
   if (q->inline_ring) {
-    lua_getiuservalue(L, 1, (int)q->head + RING_UV);
+    lua_getiuservalue(L, qi, (int)q->head + RING_UV);
     lua_pushnil(L);
-    lua_setiuservalue(L, 1, (int)q->head + RING_UV);
+    lua_setiuservalue(L, qi, (int)q->head + RING_UV);
     if (++q->head == q->cap) q->head = 0;
     q->n--;
     return;
@@ -297,11 +341,12 @@ static void heap_pop(lua_State *L, queue_t *q, int it) {
 
 /* ---- storage for any kind ------------------------------------------------ */
 
-/* Add the value on top of the stack to the items table at it. [-1, +0, e] */
+/* Add the value on top of the stack to the items table at it; the state is
+** at index 1, as for every function below. [-1, +0, e] */
 static void store(lua_State *L, queue_t *q, int it) {
   switch (q->kind) {
     case Q_FIFO:
-      ring_push(L, q, it);
+      ring_push(L, q, 1, it);
       break;
     case Q_LIFO:
       lua_rawseti(L, it, q->n + 1);
@@ -317,7 +362,7 @@ static void store(lua_State *L, queue_t *q, int it) {
 static void take(lua_State *L, queue_t *q, int it) {
   switch (q->kind) {
     case Q_FIFO:
-      ring_shift(L, q, it);
+      ring_shift(L, q, 1, it);
       break;
     case Q_LIFO:
       lua_rawgeti(L, it, q->n);
@@ -334,7 +379,7 @@ static void take(lua_State *L, queue_t *q, int it) {
 /* ---- waiting ------------------------------------------------------------- */
 
 /* Cancel hook of a getter or putter: leave the waiter list.  w->data is the
-** waiting coroutine, suspended inside get/put with the queue at index 1;
+** waiting coroutine, suspended inside get/put with the state at index 1;
 ** reading a slot of a suspended stack runs no Lua and allocates nothing.
 ** A putter's item stays on its own stack and goes with the unwinding. */
 static void waiter_cancel(tide_wait_t *w) {
@@ -344,7 +389,7 @@ static void waiter_cancel(tide_wait_t *w) {
 }
 
 /* Hand the value on top of L to the first waiting getter, which suspended
-** with [queue] on its stack and finds [queue, item] when it resumes. */
+** with [state] on its stack and finds [state, item] when it resumes. */
 static void give_to_getter(lua_State *L, queue_t *q) {
   tide_wait_t *w = q->getters.head;
   lua_State *gl = (lua_State *)w->data;
@@ -384,7 +429,7 @@ static void reject_putter(lua_State *L, queue_t *q) {
   tide_wait_wake(w);
 }
 
-/* Protected heap insert for refill: [queue, item]. */
+/* Protected heap insert for refill: [state, item]. */
 static int protected_heap_push(lua_State *L) {
   queue_t *q = (queue_t *)lua_touserdata(L, 1);
   lua_getiuservalue(L, 1, UV_ITEMS);
@@ -434,8 +479,8 @@ static void enqueue(lua_State *L, queue_t *q) {
   q->unfinished++;
 }
 
-/* Resume of a getter: an item was handed over ([queue, item]), or the
-** queue was closed while it waited ([queue]). */
+/* Resume of a getter: an item was handed over ([state, item]), or the
+** queue was closed while it waited ([state]). */
 static int get_resume(lua_State *L, tide_wait_t *w) {
   (void)w;
   if (lua_gettop(L) >= 2) return 1;
@@ -450,9 +495,9 @@ static int iter_resume(lua_State *L, tide_wait_t *w) {
   return 1;
 }
 
-/* Resume of a putter: its item was taken ([queue]), the queue was closed
-** while it waited ([queue, item]), or a priority queue's `less` raised on
-** the item ([queue, item, error]). */
+/* Resume of a putter: its item was taken ([state]), the queue was closed
+** while it waited ([state, item]), or a priority queue's `less` raised on
+** the item ([state, item, error]). */
 static int put_resume(lua_State *L, tide_wait_t *w) {
   (void)w;
   switch (lua_gettop(L)) {
@@ -462,8 +507,8 @@ static int put_resume(lua_State *L, tide_wait_t *w) {
   }
 }
 
-/* Suspend the running task as a getter or putter of q; the waiting
-** coroutine is the wait's data (see waiter_cancel). */
+/* Suspend the running task as a getter or putter of q (its state is at
+** index 1); the waiting coroutine is the wait's data (see waiter_cancel). */
 static int suspend(lua_State *L, tide_waitq_t *list, tide_resume_fn resume,
                    int keep, const char *op) {
   tide_wait_t *w = tide_task_self_wait(tide_async_check(L, op));
@@ -475,22 +520,22 @@ static int suspend(lua_State *L, tide_waitq_t *list, tide_resume_fn resume,
 
 /* ---- methods ------------------------------------------------------------- */
 
-/* q:put(item): add item, waiting while the queue is full. */
+/* q:put(item): add item, waiting while the queue is full.  Bound. */
 static int queue_put(lua_State *L) {
-  int t2 = lua_type(L, 2);  /* before check_queue pushes the metatable */
-  queue_t *q = check_queue(L);
-  if (tide_unlikely(t2 <= LUA_TNIL))
+  queue_t *q = bound_queue(L);
+  if (tide_unlikely(lua_type(L, 2) <= LUA_TNIL))
     return luaL_argerror(L, 2, "nil cannot be put in a queue");
   if (tide_unlikely(q->closed)) return raise_closed(L, "queue.put");
   if (q->kind == Q_FIFO && !q->getters.head &&
       (q->n < q->maxsize || q->maxsize == 0)) {
     /* The hot path: room in the ring. */
-    if (!q->inline_ring) lua_getiuservalue(L, 1, UV_ITEMS);
+    if (!q->inline_ring) lua_getiuservalue(L, QS, UV_ITEMS);
     lua_pushvalue(L, 2);
-    ring_push(L, q, -2);
+    ring_push(L, q, QS, -2);
     q->unfinished++;
     return 0;
   }
+  use_state(L);
   if (q->getters.head || q->maxsize == 0 || q->n < q->maxsize) {
     enqueue(L, q);
     return 0;
@@ -499,42 +544,45 @@ static int queue_put(lua_State *L) {
 }
 
 /* q:get() -> item, waiting while the queue is empty; ECLOSED once the
-** queue is closed and drained. */
+** queue is closed and drained.  Bound. */
 static int queue_get(lua_State *L) {
-  queue_t *q = check_queue(L);
+  queue_t *q = bound_queue(L);
   if (q->n > 0) {
     if (q->kind == Q_FIFO && !q->putters.head) {
       /* The hot path: no putter to refill from. */
-      if (!q->inline_ring) lua_getiuservalue(L, 1, UV_ITEMS);
-      ring_shift(L, q, -1);
+      if (!q->inline_ring) lua_getiuservalue(L, QS, UV_ITEMS);
+      ring_shift(L, q, QS, -1);
       return 1;
     }
+    use_state(L);
     dequeue(L, q);
     return 1;
   }
   if (q->closed) return raise_closed(L, "queue.get");
+  use_state(L);
   return suspend(L, &q->getters, get_resume, 1, "queue.get");
 }
 
-/* q:put_nowait(item): add item or raise EAGAIN when full. */
+/* q:put_nowait(item): add item or raise EAGAIN when full.  Bound. */
 static int queue_put_nowait(lua_State *L) {
-  int t2 = lua_type(L, 2);
-  queue_t *q = check_queue(L);
-  if (t2 <= LUA_TNIL)
+  queue_t *q = bound_queue(L);
+  if (lua_type(L, 2) <= LUA_TNIL)
     return luaL_argerror(L, 2, "nil cannot be put in a queue");
   if (q->closed) return raise_closed(L, "queue.put_nowait");
   if (!q->getters.head && q->maxsize > 0 && q->n >= q->maxsize)
     return tide_error_raisef(L, "EAGAIN", "queue.put_nowait",
                              "queue is full");
+  use_state(L);
   enqueue(L, q);
   return 0;
 }
 
 /* q:get_nowait() -> item, or raise EAGAIN when empty (ECLOSED when closed
-** and drained). */
+** and drained).  Bound. */
 static int queue_get_nowait(lua_State *L) {
-  queue_t *q = check_queue(L);
+  queue_t *q = bound_queue(L);
   if (q->n > 0) {
+    use_state(L);
     dequeue(L, q);
     return 1;
   }
@@ -544,15 +592,16 @@ static int queue_get_nowait(lua_State *L) {
 }
 
 /* The generic-for iterator of q:iter(): the next item, waiting for one, or
-** nil once the queue is closed and drained. */
+** nil once the queue is closed and drained.  Bound. */
 static int queue_iter_next(lua_State *L) {
-  queue_t *q = check_queue(L);
+  queue_t *q = bound_queue(L);
   if (q->n > 0) {
     if (q->kind == Q_FIFO && !q->putters.head) {
-      if (!q->inline_ring) lua_getiuservalue(L, 1, UV_ITEMS);
-      ring_shift(L, q, -1);
+      if (!q->inline_ring) lua_getiuservalue(L, QS, UV_ITEMS);
+      ring_shift(L, q, QS, -1);
       return 1;
     }
+    use_state(L);
     dequeue(L, q);
     return 1;
   }
@@ -560,15 +609,19 @@ static int queue_iter_next(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
+  use_state(L);
   return suspend(L, &q->getters, iter_resume, 1, "queue.get");
 }
 
 /* q:iter() -> iterator, q, nil: `for item in q:iter() do ... end`. */
 static int queue_iter(lua_State *L) {
-  check_queue(L);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_pushcclosure(L, queue_iter_next, 1);
+  lua_settop(L, 1);
+  lua_pushvalue(L, 1);       /* the object, at 2 */
+  check_queue(L);            /* the state, at 1 */
   lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_pushcclosure(L, queue_iter_next, 2);
+  lua_pushvalue(L, 2);
   lua_pushnil(L);
   return 3;
 }
@@ -657,38 +710,61 @@ static int queue__tostring(lua_State *L) {
 
 /* ---- constructors -------------------------------------------------------- */
 
-/* Make a queue of the given kind; maxsize <= 0 means unbounded.
-** [-0, +1, m] */
+/* The per-item methods, bound to each queue (see the file comment). */
+static const luaL_Reg bound_methods[] = {
+  {"put", queue_put},
+  {"get", queue_get},
+  {"put_nowait", queue_put_nowait},
+  {"get_nowait", queue_get_nowait},
+  {NULL, NULL}
+};
+
+/* Make a queue of the given kind; maxsize <= 0 means unbounded.  Upvalues:
+** the object and state metatables. [-0, +1, m] */
 static int new_queue(lua_State *L, int kind) {
   lua_Integer maxsize = luaL_optinteger(L, 1, 0);
   lua_Integer cap;
+  const luaL_Reg *m;
   queue_t *q;
+  int inl;
   if (kind == Q_PRIO && !lua_isnoneornil(L, 2))
     luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_settop(L, 2);
   if (maxsize < 0) maxsize = 0;
   cap = maxsize > 0 && maxsize <= RING_PREALLOC ? maxsize : RING_MIN;
   if (maxsize > RING_PREALLOC) cap = RING_PREALLOC;
+  inl = kind == Q_FIFO && maxsize > 0 && maxsize <= INLINE_MAX;
   q = (queue_t *)lua_newuserdatauv(L, sizeof *q,
-      Q_NUV + (kind == Q_FIFO && maxsize > 0 && maxsize <= INLINE_MAX
-               ? (int)maxsize : 0));
-  memset(q, 0, sizeof *q);
-  q->inline_ring = kind == Q_FIFO && maxsize > 0 && maxsize <= INLINE_MAX;
+                                   Q_NUV + (inl ? (int)maxsize : 0));
+  memset(q, 0, sizeof *q);                       /* state at 3 */
+  q->inline_ring = inl;
   q->kind = kind;
   q->maxsize = maxsize;
   q->cap = cap;
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_setmetatable(L, -2);
-  if (!q->inline_ring) {
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_setmetatable(L, 3);
+  if (!inl) {
     lua_createtable(L, (int)cap, 0);
-    lua_setiuservalue(L, -2, UV_ITEMS);
+    lua_setiuservalue(L, 3, UV_ITEMS);
   }
   if (kind == Q_PRIO) {
     lua_createtable(L, (int)cap, 0);
-    lua_setiuservalue(L, -2, UV_SEQS);
+    lua_setiuservalue(L, 3, UV_SEQS);
     if (lua_isfunction(L, 2)) {
       lua_pushvalue(L, 2);
-      lua_setiuservalue(L, -2, UV_LESS);
+      lua_setiuservalue(L, 3, UV_LESS);
     }
+  }
+  lua_createtable(L, 0, 5);                      /* object at 4 */
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_setmetatable(L, 4);
+  lua_pushvalue(L, 3);
+  lua_rawsetp(L, 4, &state_key);
+  for (m = bound_methods; m->name; m++) {
+    lua_pushvalue(L, 3);
+    lua_pushvalue(L, 4);
+    lua_pushcclosure(L, m->func, 2);
+    lua_setfield(L, 4, m->name);
   }
   return 1;
 }
@@ -698,10 +774,6 @@ static int queue_lifo(lua_State *L) { return new_queue(L, Q_LIFO); }
 static int queue_priority(lua_State *L) { return new_queue(L, Q_PRIO); }
 
 static const luaL_Reg queue_methods[] = {
-  {"put", queue_put},
-  {"get", queue_get},
-  {"put_nowait", queue_put_nowait},
-  {"get_nowait", queue_get_nowait},
   {"iter", queue_iter},
   {"size", queue_size},
   {"empty", queue_empty},
@@ -714,6 +786,13 @@ static const luaL_Reg queue_methods[] = {
   {NULL, NULL}
 };
 
+static const luaL_Reg queue_meta[] = {
+  {"__len", queue_size},
+  {"__close", queue_close},
+  {"__tostring", queue__tostring},
+  {NULL, NULL}
+};
+
 static const luaL_Reg queue_funcs[] = {
   {"new", queue_new},
   {"lifo", queue_lifo},
@@ -721,23 +800,25 @@ static const luaL_Reg queue_funcs[] = {
   {NULL, NULL}
 };
 
+/* Register funcs into the table on top, with the object and state
+** metatables (at mt and st) as upvalues. [-0, +0, m] */
+static void set_funcs(lua_State *L, int mt, int st, const luaL_Reg *funcs) {
+  lua_pushvalue(L, mt);
+  lua_pushvalue(L, st);
+  luaL_setfuncs(L, funcs, 2);
+}
+
 int luaopen_tide_queue(lua_State *L) {
-  luaL_newmetatable(L, QUEUE_MT);                /* mt */
+  lua_settop(L, 0);                              /* drop require's args */
+  luaL_newmetatable(L, QUEUE_MT);                /* 1: object metatable */
+  luaL_newmetatable(L, STATE_MT);                /* 2: state metatable */
   lua_createtable(L, 0, sizeof queue_methods / sizeof *queue_methods);
-  lua_pushvalue(L, -2);
-  luaL_setfuncs(L, queue_methods, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pushvalue(L, -1);
-  lua_pushcclosure(L, queue_size, 1);
-  lua_setfield(L, -2, "__len");
-  lua_pushvalue(L, -1);
-  lua_pushcclosure(L, queue_close, 1);
-  lua_setfield(L, -2, "__close");
-  lua_pushvalue(L, -1);
-  lua_pushcclosure(L, queue__tostring, 1);
-  lua_setfield(L, -2, "__tostring");
-  lua_newtable(L);                               /* mt funcs */
-  lua_pushvalue(L, -2);
-  luaL_setfuncs(L, queue_funcs, 1);
+  set_funcs(L, 1, 2, queue_methods);
+  lua_setfield(L, 1, "__index");
+  lua_pushvalue(L, 1);
+  set_funcs(L, 1, 2, queue_meta);
+  lua_pop(L, 1);
+  lua_newtable(L);                               /* the module */
+  set_funcs(L, 1, 2, queue_funcs);
   return 1;
 }

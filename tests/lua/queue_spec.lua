@@ -109,6 +109,23 @@ describe("tide.queue", function()
       assert.has_error(function() Queue.priority(0, 42) end)
     end)
 
+    it("is safe against a tampered object", function()
+      local q = Queue.new(2)
+      q:put(1)
+      assert.equal("tide.Queue", getmetatable(q).__name)
+      for k in pairs(q) do
+        if type(k) == "userdata" then rawset(q, k, io.stdout) end
+      end
+      local err = err_of(q.size, q)
+      assert.matches("invalid tide.Queue", err)
+      assert.has_error(function() return #q end)
+      -- the per-item methods are bound to the queue and still work
+      assert.equal(1, q:get())
+      local other = Queue.new()
+      assert.has_error(function() q.put(other, 1) end)
+      assert.has_error(function() q.size(setmetatable({}, getmetatable(q))) end)
+    end)
+
     it("raises EAGAIN from the _nowait calls", function()
       local q = Queue.new(1)
       local err = err_of(q.get_nowait, q)
