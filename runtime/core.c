@@ -642,6 +642,12 @@ static lua_State *check_co(lua_State *L, int idx) {
 
 static int co_resume(lua_State *L) {
   lua_State *co = check_co(L, 1);
+  if (tide__task_of_thread(co)) {
+    lua_pushboolean(L, 0);
+    lua_pushliteral(L, "cannot resume the coroutine of a task (the "
+                    "scheduler resumes it)");
+    return 2;
+  }
   if (is_busy(L, co)) {
     lua_pushboolean(L, 0);
     lua_pushliteral(L, "cannot resume non-suspended coroutine");
@@ -679,6 +685,19 @@ static int co_status(lua_State *L) {
   return 1;
 }
 
+/* coroutine.close would kill a suspended task behind the scheduler's
+** back: refuse task coroutines, pass everything else on. */
+static int co_close(lua_State *L) {
+  lua_State *co = check_co(L, 1);
+  if (tide__task_of_thread(co) || is_busy(L, co))
+    return luaL_error(L, "cannot close the coroutine of a task; cancel the "
+                      "task instead");
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
 void tide__coroutine_patch(lua_State *L) {
   if (lua_getglobal(L, "coroutine") != LUA_TTABLE) {
     lua_pop(L, 1);
@@ -691,6 +710,9 @@ void tide__coroutine_patch(lua_State *L) {
   lua_getfield(L, -1, "status");
   lua_pushcclosure(L, co_status, 1);
   lua_setfield(L, -2, "status");
+  lua_getfield(L, -1, "close");
+  lua_pushcclosure(L, co_close, 1);
+  lua_setfield(L, -2, "close");
   lua_pop(L, 1);
 }
 

@@ -42,7 +42,7 @@ struct tide_deadline {
 enum { TIDE_WAKE_OK = 0, TIDE_WAKE_CANCELLED, TIDE_WAKE_TIMEDOUT };
 
 struct tide_task {
-  tide_runtime_t *rt;
+  tide_runtime_t *rt;       /* must stay first: see struct tide_runtime */
   lua_State *L;             /* the coroutine; anchored in uservalue 1 */
   tide_task_t *next_ready;  /* ready-queue link */
   tide_task_t *prev_live, *next_live; /* list of unfinished tasks */
@@ -88,7 +88,12 @@ struct tide_nest {
   tide_nest_t *up;
 };
 
+/* Every thread's LUA_EXTRASPACE holds a pointer to a record whose first
+** field is the runtime: the runtime itself (its `self`), or, for the
+** coroutine of a started task, that task.  So the runtime is two loads
+** away from any lua_State, and a task's coroutine is recognisable. */
 struct tide_runtime {
+  tide_runtime_t *self;     /* must stay first: see above */
   lua_State *L;
   uv_loop_t *loop;
   uv_loop_t own_loop_storage;
@@ -159,6 +164,7 @@ void tide__task_interrupt(tide_task_t *t, int why);
 tide_task_t *tide__suspend_check(lua_State *L, const char *op);
 int tide__task_outcome_at(lua_State *L, int idx, tide_task_t *t);
 tide_task_t *tide__task_test(lua_State *L, int idx);
+tide_task_t *tide__task_of_thread(lua_State *co);
 int tide__task_await(lua_State *L, tide_task_t *t, int shield);
 int tide__yield_ready(lua_State *L, tide_task_t *t);
 const char *tide__status_name(int status);

@@ -18,7 +18,8 @@
 #define DRAIN_BUDGET 4096
 
 tide_runtime_t *tide__rt(lua_State *L) {
-  return *(tide_runtime_t **)lua_getextraspace(L);
+  tide_runtime_t **p = *(tide_runtime_t ***)lua_getextraspace(L);
+  return p ? *p : NULL;
 }
 
 tide_runtime_t *tide_runtime_from(lua_State *L) {
@@ -131,7 +132,8 @@ tide_runtime_t *tide__runtime_create(lua_State *L, uv_loop_t *loop) {
   ** tasks (the idle handle), timers and I/O do. */
   uv_unref((uv_handle_t *)rt->prepare);
   uv_unref((uv_handle_t *)rt->check);
-  *(tide_runtime_t **)lua_getextraspace(L) = rt;
+  rt->self = rt;
+  *(void **)lua_getextraspace(L) = rt;
   return rt;
 }
 

@@ -283,6 +283,7 @@ static void start(tide_task_t *t) {
   tide_task_push(L, t);                                 /* ud */
   co = get_thread(L, rt);                               /* ud co */
   t->L = co;
+  *(void **)lua_getextraspace(co) = t;
   lua_getiuservalue(L, -2, TASK_UV_THREAD);             /* ud co fn */
   if (n == 1) {
     lua_getiuservalue(L, -3, TASK_UV_RESULT);
@@ -324,6 +325,13 @@ tide_task_t *tide__task_test(lua_State *L, int idx) {
   return NULL;
 }
 
+/* The task whose coroutine co is, or NULL for any other thread. */
+tide_task_t *tide__task_of_thread(lua_State *co) {
+  void *p = *(void **)lua_getextraspace(co);
+  tide_runtime_t *rt = p ? *(tide_runtime_t **)p : NULL;
+  return (rt && p != (void *)rt) ? (tide_task_t *)p : NULL;
+}
+
 tide_task_t *tide_task_check(lua_State *L, int idx) {
   tide_task_t *t = tide__task_test(L, idx);
   if (!t) luaL_typeerror(L, idx, TIDE_TASK_MT);
@@ -355,6 +363,7 @@ static void finish_common(tide_task_t *t);
 
 /* Keep a clean coroutine for the next spawn. */
 static void pool_thread(tide_runtime_t *rt, lua_State *L, lua_State *co) {
+  *(void **)lua_getextraspace(co) = rt;
   if (rt->npool >= POOL_MAX || rt->closing) return;
   lua_pushthread(co);
   lua_xmove(co, L, 1);

@@ -85,6 +85,24 @@ describe("coroutines inside tasks", function()
     assert.equal("mine", v)
   end)
 
+  it("a task's own coroutine cannot be resumed or closed by user code", function()
+    local co
+    local t = tide.spawn(function()
+      co = coroutine.running()
+      tide.sleep(0.01)
+      return "intact"
+    end)
+    tide.sleep(0)
+    local ok, msg = coroutine.resume(co)
+    assert.is_false(ok)
+    assert.matches("coroutine of a task", msg)
+    assert.has_error(function() coroutine.close(co) end)
+    assert.equal("intact", t:await())
+    -- the pooled coroutine becomes an ordinary thread again
+    local mine = coroutine.create(function() return 1 end)
+    assert.same({true, 1}, {coroutine.resume(mine)})
+  end)
+
   it("errors in a wrap generator propagate with position", function()
     local gen = coroutine.wrap(function() tide.sleep(0) error("gen failed") end)
     local ok, e = pcall(gen)
