@@ -46,78 +46,155 @@ typedef struct tide_wait tide_wait_t;
 ** --------------------------------------------------------------------- */
 
 /* Create a runtime.  With loop == NULL the runtime creates and owns its
-** loop; otherwise it uses the host's loop, which must outlive the runtime
-** (tide_runtime_close closes only the handles tide made).  The new lua_State
-** has the standard libraries, the `tide` global and the `async`/`await`
-** globals, and `require "tide.<module>"` finds every stdlib module.
-** Returns NULL when memory runs out.  Free with tide_runtime_close. */
+** loop; otherwise it uses the host's initialised loop, which must outlive
+** the runtime (tide_runtime_close closes only the handles tide made, and
+** never the loop itself).  Several runtimes may share one host loop.
+** The new lua_State has the standard libraries, the `tide` global and the
+** `async`/`await` globals, and `require "tide.<module>"` finds every stdlib
+** module.  Nothing runs until the host runs the loop.
+** Returns NULL when memory runs out or the loop cannot be initialised.
+** The caller owns the runtime and frees it with tide_runtime_close. */
 TIDE_API tide_runtime_t *tide_runtime_new(uv_loop_t *loop);
 
-/* Cancel every task, let them run their cleanup, close every handle tide
-** opened, close the lua_State and (if owned) the loop, and free the
-** runtime.  Safe to call with tasks still running.  Must not be called from
-** inside a task. */
+/* Cancel every task and let their cleanup run (their `<close>` variables
+** and pcall handlers see ECANCELED), close every handle tide opened, close
+** the lua_State and, if owned, the loop; then free the runtime.  Safe with
+** tasks still running or waiting (in tide's own waits or in a host's async
+** C function: its cancel hook runs).  With a host loop, close callbacks of
+** host handles closed by cancel hooks have run when this returns, and
+** thread-pool requests still in flight are finished by the host's next
+** uv_run (their callbacks see a detached wait and only free memory).
+** Unretrieved task errors are reported on stderr.  Must not be called from
+** inside a task or a callback of this runtime's loop; rt may be NULL. */
 TIDE_API void tide_runtime_close(tide_runtime_t *rt);
 
 /* The runtime's lua_State (the main thread) and loop.  Both stay owned by
-** the runtime. */
+** the runtime and are valid until tide_runtime_close.  The host may push
+** and call on the lua_State between loop runs (not while a task runs). */
 TIDE_API lua_State *tide_runtime_lua(tide_runtime_t *rt);
 TIDE_API uv_loop_t *tide_runtime_loop(tide_runtime_t *rt);
 
-/* The runtime a lua_State (any of its threads) belongs to, or NULL. */
+/* The runtime a lua_State (any of its threads) belongs to.  L must be a
+** state made by tide_runtime_new or one tide was loaded into. */
 TIDE_API tide_runtime_t *tide_runtime_from(lua_State *L);
 
 /* How tide_runtime_run drives the loop; the same meanings as uv_run_mode. */
 typedef enum {
   TIDE_RUN_DEFAULT = 0, /* until no task is ready and nothing keeps the
-                           loop alive */
+                           loop alive (or a uv_stop) */
   TIDE_RUN_ONCE,        /* one loop iteration, blocking for I/O if needed */
   TIDE_RUN_NOWAIT       /* one loop iteration without blocking */
 } tide_run_mode;
 
-/* Run ready tasks and the loop.  Returns non-zero when more work remains
-** (as uv_run does).  With a host-owned loop the host may instead call
-** uv_run itself: tide's scheduler runs from its own prepare/check handles. */
+/* Resume ready tasks and run the loop once (ONCE, NOWAIT) or until it has
+** nothing left (DEFAULT).  Returns non-zero when more work remains (a task
+** is ready, or the loop is alive), as uv_run does.  Errors of tasks never
+** propagate here: they stay in their Task objects (see tide_task_outcome).
+** Must not be called from inside a task or a callback of the same loop.
+**
+** With a host-owned loop the host may instead call uv_run itself: tide's
+** scheduler runs from its own prepare/check handles, which do not keep the
+** loop alive; an idle handle does while tasks are ready. */
 TIDE_API int tide_runtime_run(tide_runtime_t *rt, tide_run_mode mode);
 
-/* Load the Lua file `path` (or the string `code`, named `chunkname`) and
-** spawn it as a task that receives the `nargs` values on top of the main
-** thread's stack as `...`.  On success pushes the Task object and returns
-** LUA_OK; on a load error pushes the message and returns its status.  The
-** task runs when the loop next runs. [-nargs, +1, -] */
+/* For hosts with a main loop of their own.  tide_runtime_alive: non-zero
+** when running the loop would do something (a task is ready, or the loop
+** has active referenced handles or requests - on a shared loop, the
+** host's own count too).  tide_runtime_ntasks: how many tasks are not
+** finished yet (running, ready, waiting or not started); a non-zero count
+** while tide_runtime_alive is 0 means those tasks wait for something only
+** the host can wake.  tide_runtime_timeout: how many milliseconds the host
+** may sleep before it must run the loop again (0: now, -1: no timer is
+** due), to combine with uv_backend_fd(tide_runtime_loop(rt)) in the host's
+** own poll. */
+TIDE_API int tide_runtime_alive(tide_runtime_t *rt);
+TIDE_API size_t tide_runtime_ntasks(tide_runtime_t *rt);
+TIDE_API int tide_runtime_timeout(tide_runtime_t *rt);
+
+/* ------------------------------------------------------------------------
+** Tasks
+** --------------------------------------------------------------------- */
+
+/* Load the Lua file `path` (or the string `code`, named `chunkname`; NULL
+** names it after the code) and spawn it as a task that receives the
+** `nargs` values on top of the main thread's stack as `...`.  On success
+** pops the arguments, pushes the Task object and returns LUA_OK; on a load
+** error pops the arguments, pushes the message and returns its status
+** (LUA_ERRSYNTAX, LUA_ERRFILE, LUA_ERRMEM).  The task runs when the loop
+** next runs; its errors stay in the Task object. [-nargs, +1, m] */
 TIDE_API int tide_spawn_file(tide_runtime_t *rt, const char *path, int nargs);
 TIDE_API int tide_spawn_string(tide_runtime_t *rt, const char *code,
                                const char *chunkname, int nargs);
 
+/* Run to completion, the way lua_pcall runs a function: spawn the function
+** below the `nargs` arguments on top of the main thread's stack (or the
+** chunk loaded from `path` / `code`) as a task and drive the loop until
+** that task finishes.  Other tasks run meanwhile and are left as they are
+** when it returns (run the loop on to let them finish, or close the
+** runtime to cancel them).  On success pushes the task's results adjusted
+** to `nresults` (LUA_MULTRET: all of them) and returns LUA_OK.  On failure
+** pushes one error value and returns its status: LUA_ERRSYNTAX/LUA_ERRFILE
+** for a chunk that does not load, LUA_ERRRUN when the task raised, was
+** cancelled, or waits on something nothing can wake any more (it is then
+** cancelled).  A raised tide.Error carries its `traceback` field; a string
+** error comes back with the task's traceback appended (as lua.c prints
+** it).  tide_error_text makes either printable.  Must not be called from
+** inside a task or while tide_run or tide.run is running on this runtime
+** (it then returns LUA_ERRRUN with a message).
+** [-(nargs+1), +(nresults|1), m] for tide_run;
+** [-nargs, +(nresults|1), m] for the other two. */
+TIDE_API int tide_run(tide_runtime_t *rt, int nargs, int nresults);
+TIDE_API int tide_run_file(tide_runtime_t *rt, const char *path, int nargs,
+                           int nresults);
+TIDE_API int tide_run_string(tide_runtime_t *rt, const char *code,
+                             const char *chunkname, int nargs, int nresults);
+
 /* Spawn the function below the `nargs` arguments on top of L's stack as a
-** new task, pops them and pushes the Task object.  Works from any thread of
-** the runtime, inside a task or not. [-(nargs+1), +1, m] */
+** new task; pops them and pushes the Task object.  Works from any thread of
+** the runtime, inside a task or not; the task first runs when the loop (or
+** the drain after the current task yields) gets to it.  The returned record
+** lives as long as the Task object: keep that object (or a registry ref to
+** it) if you keep the pointer after the task finished. [-(nargs+1), +1, m]
+*/
 TIDE_API tide_task_t *tide_task_spawn(lua_State *L, int nargs);
 
-/* Task status, as in Lua's task.status. */
+/* Task status.  Lua's task.status shows PENDING as "pending", READY and
+** WAITING as "waiting", and the others by their names. */
 typedef enum {
   TIDE_TASK_PENDING = 0, /* spawned, has not run yet */
   TIDE_TASK_READY,       /* woken, will resume at the top of the loop */
   TIDE_TASK_RUNNING,
   TIDE_TASK_WAITING,     /* suspended on a wait */
-  TIDE_TASK_DONE,
-  TIDE_TASK_FAILED,
-  TIDE_TASK_CANCELLED
+  TIDE_TASK_DONE,        /* returned; results kept in the Task object */
+  TIDE_TASK_FAILED,      /* raised an error */
+  TIDE_TASK_CANCELLED    /* finished with an ECANCELED error */
 } tide_task_status;
 
+/* The status of a task record (never fails). */
 TIDE_API tide_task_status tide_task_status_of(const tide_task_t *t);
 
 /* For the Task object at idx: push a finished task's outcome, its results
 ** (returning their count) or, for a failed or cancelled task, its error
-** value (returning -1), marking the error as retrieved.  For an unfinished
-** task pushes nothing and returns -2. [-0, +n, m] */
+** value (returning -1), marking the error as retrieved so it is not
+** reported as lost.  For an unfinished task pushes nothing and returns -2.
+** Raises if the value at idx is not a Task. [-0, +n, e] */
 TIDE_API int tide_task_outcome(lua_State *L, int idx);
 
-/* Request cancellation of a task; see task:cancel in the docs. */
+/* Request cancellation of a task, as task:cancel(msg) does (msg may be
+** NULL; it is copied).  A waiting task has its wait's cancel hook run at
+** once and is resumed with ECANCELED at the top of the loop; a task that
+** has not started never runs; a running task, or one whose non-droppable
+** wait already completed, gets ECANCELED at its next await point.  Does
+** nothing on a finished task.  Runs no Lua, so it may be called from a
+** libuv callback of the runtime's loop. */
 TIDE_API void tide_task_cancel(tide_task_t *t, const char *msg);
 
-/* Check a Task argument / push the Task object of a task record. */
+/* The task record of the Task argument at idx; raises a "bad argument"
+** error naming `tide.Task` otherwise. [-0, +0, v] */
 TIDE_API tide_task_t *tide_task_check(lua_State *L, int idx);
+
+/* Push the Task object of an unfinished task record (finished tasks are
+** only reachable through their objects). [-0, +1, -] */
 TIDE_API void tide_task_push(lua_State *L, tide_task_t *t);
 
 /* The task that is running now (also from inside a coroutine the task
@@ -228,34 +305,62 @@ TIDE_API tide_wait_t *tide_task_self_wait(tide_task_t *t);
 ** ETIMEDOUT, EAGAIN, ECLOSED, EPROTO, EINVAL.
 ** --------------------------------------------------------------------- */
 
-/* Push a new error object.  `op` and `path` may be NULL. [-0, +1, m] */
+/* Push a new error object with the given code ("ENOENT", "EPROTO", ...;
+** required) and message (NULL: the code).  `op` and `path` may be NULL.
+** [-0, +1, m] */
 TIDE_API void tide_error_push(lua_State *L, const char *code, const char *op,
                               const char *path, const char *message);
 
-/* Push an error object for a libuv error number (uv_err_name/uv_strerror)
-** and raise it. [-0, +0, v] */
+/* Raise an error object for a negative libuv error number: code
+** uv_err_name(uverr), message uv_strerror(uverr).  Call as
+** `return tide_error_raise(L, r, "mod.op", path);`. [-0, +0, v] */
 TIDE_API int tide_error_raise(lua_State *L, int uverr, const char *op,
                               const char *path);
 
-/* Raise an error object with a tide code and a formatted message.
-** [-0, +0, v] */
+/* Raise an error object with a tide code and a message formatted as
+** lua_pushfstring does. [-0, +0, v] */
 TIDE_API int tide_error_raisef(lua_State *L, const char *code, const char *op,
                                const char *fmt, ...);
 
 /* Is the value at idx a tide.Error?  If so, and code != NULL, is its code
-** equal to `code`? */
+** equal to `code`? [-0, +0, -] */
 TIDE_API int tide_error_is(lua_State *L, int idx, const char *code);
+
+/* Push a printable text for any error value at idx and return it: for a
+** tide.Error, "op: path: CODE: message" followed by its traceback; for a
+** string or number, itself; otherwise its __tostring, or a description of
+** its type.  The string is owned by Lua and valid while it stays on the
+** stack. [-0, +1, e] */
+TIDE_API const char *tide_error_text(lua_State *L, int idx);
 
 /* ------------------------------------------------------------------------
 ** Modules
 ** --------------------------------------------------------------------- */
 
-/* Make `require(name)` call `open` in this runtime (package.preload). */
+/* Make `require(name)` in this runtime call `open` (a luaopen_* style
+** function that pushes the module's value), through package.preload, so
+** loading is lazy and per runtime.  Replaces an earlier registration of
+** the same name. [-0, +0, m] */
 TIDE_API void tide_module_register(tide_runtime_t *rt, const char *name,
                                    lua_CFunction open);
 
+/* Make `require(name)` return a new table holding the functions of
+** `funcs` (a luaL_Reg array ending with {NULL, NULL}), built at the first
+** require.  `funcs` is not copied: it must outlive the runtime (a static
+** array).  The functions may be async C functions. [-0, +0, m] */
+TIDE_API void tide_module_register_lib(tide_runtime_t *rt, const char *name,
+                                       const luaL_Reg *funcs);
+
+/* Set the global `name` to the C function `fn`. [-0, +0, m] */
+TIDE_API void tide_function_register(tide_runtime_t *rt, const char *name,
+                                     lua_CFunction fn);
+
 /* Lua's entry point, so that `require "tide"` works from a stock lua5.4
-** host; it creates a runtime on that lua_State when none exists. */
+** host (package.cpath finding libtide.so under the name tide.so): it makes
+** that lua_State a runtime with an owned loop when it is not one already,
+** sets the `tide`, `async` and `await` globals and returns the tide table.
+** The host then drives everything with tide.run(fn); the runtime is
+** closed when the host closes its lua_State. */
 TIDE_API int luaopen_tide(lua_State *L);
 
 #ifdef __cplusplus
