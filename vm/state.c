@@ -144,7 +144,11 @@ int tide_spawn_string(tide_runtime_t *rt, const char *code,
   lua_State *L = rt->L;
   int st = luaL_loadbufferx(L, code, strlen(code),
                             chunkname ? chunkname : code, "t");
-  if (st != LUA_OK) return st;
+  if (st != LUA_OK) {
+    lua_insert(L, -(nargs + 1));  /* keep only the message */
+    lua_pop(L, nargs);
+    return st;
+  }
   lua_insert(L, -(nargs + 1));
   tide_task_spawn(L, nargs);
   return LUA_OK;
