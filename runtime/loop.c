@@ -163,6 +163,10 @@ int tide__runtime_destroy(tide_runtime_t *rt, int close_lua) {
     tide__drain(rt);
     uv_run(rt->loop, UV_RUN_NOWAIT);
   }
+  /* Tasks that waited again after every cancel are not resumed any more,
+  ** but their waits' cancel hooks still run, so the operations they
+  ** started are stopped and freed before Lua and the loop go away. */
+  tide__cancel_all(rt);
   tide__timers_close(rt);
   tide__sigint_close(rt);
   if (close_lua) {
