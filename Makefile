@@ -12,8 +12,11 @@ CMAKE_FLAGS += -DCMAKE_BUILD_TYPE=RelWithDebInfo
 endif
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_FLAGS ?= --output-on-failure
+# Tests labelled "valgrind" (the C tests under memcheck) run with
+# `make valgrind`, not with `make test`.
+CTEST_EXCLUDE ?= -LE valgrind
 
-.PHONY: all build deps demo test bench clean install
+.PHONY: all build deps demo test valgrind bench clean install
 
 all: build
 
@@ -30,7 +33,10 @@ demo: deps build
 	$(BUILD)/tide scripts/examples/demo.lua
 
 test: deps build
-	cd $(BUILD) && ctest $(CTEST_FLAGS)
+	cd $(BUILD) && ctest $(CTEST_FLAGS) $(CTEST_EXCLUDE)
+
+valgrind: deps build
+	cd $(BUILD) && ctest $(CTEST_FLAGS) -L valgrind
 
 bench: build
 	scripts/bench/run.sh

@@ -23,6 +23,7 @@ foreach(spec ${LUA_SPECS})
     ENVIRONMENT "TIDE_BIN=$<TARGET_FILE:tide>;TIDE_BUILD=${CMAKE_BINARY_DIR};TIDE_ROOT=${CMAKE_SOURCE_DIR};TIDE_PRELOAD=${TIDE_TEST_PRELOAD}")
 endforeach()
 
+find_program(VALGRIND valgrind)
 file(GLOB C_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/c/test_*.c)
 foreach(src ${C_TESTS})
   get_filename_component(name ${src} NAME_WE)
@@ -30,5 +31,16 @@ foreach(src ${C_TESTS})
   target_link_libraries(${name} PRIVATE tide_shared)
   target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests/c)
   add_test(NAME c_${name} COMMAND ${name} WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
-  set_tests_properties(c_${name} PROPERTIES TIMEOUT 120)
+  set_tests_properties(c_${name} PROPERTIES TIMEOUT 120 LABELS c)
+  # The same test under valgrind's memcheck, labelled "valgrind": `make
+  # test` leaves these out and `make valgrind` runs only them.  Not in
+  # sanitizer builds, where ASan and valgrind would fight over memory.
+  if(VALGRIND AND NOT TIDE_SANITIZE)
+    add_test(NAME valgrind_${name}
+      COMMAND ${VALGRIND} -q --leak-check=full --error-exitcode=1
+              --track-fds=no $<TARGET_FILE:${name}>
+      WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+    set_tests_properties(valgrind_${name} PROPERTIES TIMEOUT 300
+      LABELS valgrind)
+  endif()
 endforeach()
