@@ -215,8 +215,15 @@ TIDE_API tide_task_t *tide_task_current(lua_State *L);
 **      may collect the userdata while libuv still owns the memory), embed a
 **      tide_wait_t in it, and tide_wait_init it with a cancel hook and a
 **      resume function.
-**   3. Start the libuv (or host) operation.
+**   3. Start the libuv (or host) operation.  If it fails to start, free
+**      the request and raise (tide_error_raise) instead of yielding.
 **   4. `return tide_wait_yield(L, &req->wait, "mod.op");`
+**
+** Data the operation reads outside Lua (a buffer used by a thread-pool
+** job) must be copied into the request or pinned with luaL_ref: after a
+** cancel the task unwinds and its stack values may be collected while the
+** operation still runs.  Values needed only by the resume function are
+** safe on the stack: the yielded C frame stays there until it resumes.
 **
 ** When the operation completes, its callback records the outcome in the
 ** request and calls tide_wait_wake(&req->wait) - or, if the wait was
@@ -228,10 +235,13 @@ TIDE_API tide_task_t *tide_task_current(lua_State *L);
 ** error.  It also frees the request, which is no longer in use.
 **
 ** If the task is cancelled, or a tide.timeout deadline expires while it
-** waits, the cancel hook runs first.  The hook must stop the operation and
-** detach it from the task, after which the task is resumed with an
-** ECANCELED or ETIMEDOUT error and the resume function is not called.  The
-** hook decides who frees the request: if it can stop the operation
+** waits, or the runtime is closed, the cancel hook runs, exactly once, with
+** the wait already detached (w->task == NULL).  It may run from
+** tide_task_cancel, from a libuv callback (a deadline's timer) or from
+** tide_runtime_close, so it must not call into Lua.  It must stop the
+** operation, after which the task is resumed with an ECANCELED or
+** ETIMEDOUT error and the resume function is never called.  The hook
+** decides who frees the request: if it can stop the operation
 ** synchronously (uv_timer_stop, leaving a waiter list) it frees it at once;
 ** if a callback will still come (uv_cancel on a work request, closing a
 ** handle), it leaves the request to that callback, which sees
@@ -250,6 +260,9 @@ typedef int (*tide_resume_fn)(lua_State *L, tide_wait_t *w);
 #define TIDE_WAIT_DROPPABLE 1u /* a woken, not yet resumed wait may be
                                   cancelled: its result can be discarded */
 
+/* A wait: embedded in the binding's request (or the task's own, see
+** tide_task_self_wait); filled by tide_wait_init and tide_wait_yield.  Read
+** `task` (NULL once detached) and `data`; leave the rest to tide. */
 struct tide_wait {
   tide_task_t *task;      /* the waiting task; NULL once detached */
   tide_cancel_fn cancel;  /* stop + detach; may be NULL for waits that
@@ -263,25 +276,37 @@ struct tide_wait {
   int in_queue;           /* non-zero while linked in a tide_waitq_t */
 };
 
-/* Initialise a wait before use. */
+/* Initialise a wait before each use: hooks, the binding's `data`
+** pointer and flags (0 or TIDE_WAIT_DROPPABLE).  Does not allocate. */
 TIDE_API void tide_wait_init(tide_wait_t *w, tide_cancel_fn cancel,
                              tide_resume_fn resume, void *data,
                              unsigned flags);
 
-/* Step 1 above.  Returns the running task.  [-0, +0, e] */
+/* Step 1 above.  Returns the running task; raises (a plain error for
+** misuse, a tide.Error for a pending cancel or expired deadline)
+** otherwise.  `op` names the operation in those errors. [-0, +0, e] */
 TIDE_API tide_task_t *tide_async_check(lua_State *L, const char *op);
 
 /* Suspend the running task on `w` (step 4).  Call as
-** `return tide_wait_yield(L, w, what);` - it does not return normally.
-** `what` must outlive the wait (use a string literal). */
+** `return tide_wait_yield(L, w, what);` - it does not return normally:
+** the C function continues in the wait's resume function.  `what` says
+** what is awaited in tide.dump() and names the op of an ETIMEDOUT error;
+** it must outlive the wait (use a string literal).  Only after a
+** successful tide_async_check in the same call. [-0, +?, e] */
 TIDE_API int tide_wait_yield(lua_State *L, tide_wait_t *w, const char *what);
 
-/* From a callback: the operation is complete; schedule the task.  Does
-** nothing on a detached wait or a wait already woken. */
+/* From a callback on the runtime's loop thread: the operation is
+** complete; schedule the task (it resumes at the top of the loop, in FIFO
+** order).  Does nothing on a detached wait or a wait already woken.  Runs
+** no Lua.  From another thread, signal a uv_async_t and wake from its
+** callback. */
 TIDE_API void tide_wait_wake(tide_wait_t *w);
 
 /* A FIFO list of waits, for waiter lists (queues, locks, events).  A wait
-** is in at most one list.  Pushing/removing is O(1). */
+** is in at most one list.  Pushing/removing is O(1); removing a wait that
+** is in no list does nothing, so cancel hooks can always call it.
+** Zero-initialise a tide_waitq_t before use.  The list does not wake
+** anyone: pop, then tide_wait_wake. */
 typedef struct tide_waitq {
   tide_wait_t *head, *tail;
 } tide_waitq_t;

@@ -132,6 +132,45 @@ describe("embedding", function()
     check_host_output(out)
   end)
 
+  -- The n-th fenced block of the given language in docs/c-api.md.
+  local function doc_block(lang, n)
+    local f = assert(io.open(root .. "/docs/c-api.md"))
+    local text = f:read("a")
+    f:close()
+    local i = 0
+    for block in text:gmatch("```" .. lang .. "\n(.-)```") do
+      i = i + 1
+      if i == n then return block end
+    end
+    error("no block " .. n .. " of " .. lang)
+  end
+
+  it("builds and runs the minimal host of docs/c-api.md", function()
+    local src = tmp .. "/minimal.c"
+    local f = assert(io.open(src, "w"))
+    f:write(doc_block("c", 1))
+    f:close()
+    local pc = "PKG_CONFIG_PATH=" .. q(prefix .. "/lib/pkgconfig") .. " pkg-config"
+    local status, out = sh("${CC:-cc} -Wall -Wextra -Werror -o " .. q(tmp .. "/minimal")
+                           .. " " .. q(src) .. " $(" .. pc .. " --cflags --libs tide)"
+                           .. " -Wl,-rpath," .. q(prefix .. "/lib"))
+    assert.equal(0, status, out)
+    status, out = sh(preload .. q(tmp .. "/minimal"))
+    assert.equal(0, status, out)
+    assert.equal("sum: 42\n", out)
+  end)
+
+  it("runs the plain-Lua example of docs/c-api.md", function()
+    if not have("lua5.4") then return pending("lua5.4 is not installed") end
+    local code = doc_block("lua", 1):gsub("/opt/tide", prefix)
+    local f = assert(io.open(tmp .. "/plain.lua", "w"))
+    f:write(code)
+    f:close()
+    local status, out = sh(preload .. "lua5.4 " .. q(tmp .. "/plain.lua"))
+    assert.equal(0, status, out)
+    assert.equal("done\n", out)
+  end)
+
   it("loads into a stock lua5.4 with require 'tide'", function()
     if not have("lua5.4") then return pending("lua5.4 is not installed") end
     local host = root .. "/tests/lua/support/stock_host.lua"
