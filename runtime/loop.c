@@ -133,7 +133,13 @@ tide_runtime_t *tide__runtime_create(lua_State *L, uv_loop_t *loop) {
   uv_unref((uv_handle_t *)rt->prepare);
   uv_unref((uv_handle_t *)rt->check);
   rt->self = rt;
+  /* New threads copy the main thread's extra space, so the main thread
+  ** must carry the pointer even when L is a coroutine (require "tide"
+  ** called from one in a stock Lua host). */
   *(void **)lua_getextraspace(L) = rt;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  *(void **)lua_getextraspace(lua_tothread(L, -1)) = rt;
+  lua_pop(L, 1);
   return rt;
 }
 

@@ -183,6 +183,16 @@ describe("embedding", function()
       assert.truthy(out:find("outside\tfalse\ttrue", 1, true), out)
     end
   end)
+
+  it("loads into a stock lua5.4 from inside a coroutine", function()
+    if not have("lua5.4") then return pending("lua5.4 is not installed") end
+    local code = "package.cpath = " .. ("%q"):format(build .. "/?.so;") .. " .. package.cpath "
+      .. "local tide = coroutine.wrap(function() return require 'tide' end)() "
+      .. "print(tide.run(function() tide.sleep(0.001) return 'ran' end))"
+    local status, out = sh(preload .. "lua5.4 -e " .. q(code))
+    assert.equal(0, status, out)
+    assert.equal("ran\n", out)
+  end)
 end)
 
 describe("task cleanup", function()
