@@ -41,7 +41,7 @@ int tide_run(tide_runtime_t *rt, int nargs, int nresults) {
                                   : "tide_run: a loop is already running");
     return LUA_ERRRUN;
   }
-  base = lua_gettop(L) - nargs - 1;  /* results go above this */
+  base = lua_gettop(L) - nargs - 1; /* results go above this */
   t = tide_task_spawn(L, nargs);
   ud = lua_gettop(L);
   rt->running = 1;
@@ -63,7 +63,8 @@ int tide_run(tide_runtime_t *rt, int nargs, int nresults) {
     tide__drain(rt);
     if (t->status >= TIDE_TASK_DONE) t->retrieved = 1;
     lua_settop(L, base);
-    lua_pushliteral(L, "tide_run: the task is waiting and nothing is left "
+    lua_pushliteral(L,
+                    "tide_run: the task is waiting and nothing is left "
                     "that could wake it");
     return LUA_ERRRUN;
   }
@@ -83,7 +84,7 @@ int tide_run_file(tide_runtime_t *rt, const char *path, int nargs,
   lua_State *L = rt->L;
   int st = luaL_loadfile(L, path);
   if (st != LUA_OK) {
-    lua_insert(L, -(nargs + 1));  /* keep only the message */
+    lua_insert(L, -(nargs + 1)); /* keep only the message */
     lua_pop(L, nargs);
     return st;
   }
@@ -91,11 +92,11 @@ int tide_run_file(tide_runtime_t *rt, const char *path, int nargs,
   return tide_run(rt, nargs, nresults);
 }
 
-int tide_run_string(tide_runtime_t *rt, const char *code,
-                    const char *chunkname, int nargs, int nresults) {
+int tide_run_string(tide_runtime_t *rt, const char *code, const char *chunkname,
+                    int nargs, int nresults) {
   lua_State *L = rt->L;
-  int st = luaL_loadbufferx(L, code, strlen(code),
-                            chunkname ? chunkname : code, "t");
+  int st = luaL_loadbufferx(L, code, strlen(code), chunkname ? chunkname : code,
+                            "t");
   if (st != LUA_OK) {
     lua_insert(L, -(nargs + 1));
     lua_pop(L, nargs);
@@ -111,7 +112,9 @@ int tide_runtime_alive(tide_runtime_t *rt) {
   return rt->ready_head != NULL || uv_loop_alive(rt->loop);
 }
 
-size_t tide_runtime_ntasks(tide_runtime_t *rt) { return rt->nlive; }
+size_t tide_runtime_ntasks(tide_runtime_t *rt) {
+  return rt->nlive;
+}
 
 int tide_runtime_timeout(tide_runtime_t *rt) {
   /* libuv reports 0 both when something must run now (the idle handle is
@@ -150,7 +153,8 @@ void tide_module_register_lib(tide_runtime_t *rt, const char *name,
   lua_pop(L, 1);
 }
 
-/* ---- errors as text ------------------------------------------------------- */
+/* ---- errors as text -------------------------------------------------------
+ */
 
 const char *tide_error_text(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);

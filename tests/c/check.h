@@ -14,28 +14,28 @@
 
 #include <tide.h>
 
-#define CHECK_FAIL_(fmt, ...)                                              \
-  do {                                                                     \
+#define CHECK_FAIL_(fmt, ...)                                             \
+  do {                                                                    \
     fprintf(stderr, "%s:%d: check failed: " fmt "\n", __FILE__, __LINE__, \
-            __VA_ARGS__);                                                  \
-    exit(1);                                                               \
+            __VA_ARGS__);                                                 \
+    exit(1);                                                              \
   } while (0)
 
-#define ASSERT(cond)                                   \
-  do {                                                 \
-    if (!(cond)) CHECK_FAIL_("%s", #cond);             \
+#define ASSERT(cond)                       \
+  do {                                     \
+    if (!(cond)) CHECK_FAIL_("%s", #cond); \
   } while (0)
 
-#define ASSERT_EQ(a, b)                                                  \
-  do {                                                                   \
-    long long a_ = (long long)(a), b_ = (long long)(b);                  \
+#define ASSERT_EQ(a, b)                                                   \
+  do {                                                                    \
+    long long a_ = (long long)(a), b_ = (long long)(b);                   \
     if (a_ != b_) CHECK_FAIL_("%s == %s (%lld != %lld)", #a, #b, a_, b_); \
   } while (0)
 
-#define ASSERT_NE(a, b)                                                  \
-  do {                                                                   \
-    long long a_ = (long long)(a), b_ = (long long)(b);                  \
-    if (a_ == b_) CHECK_FAIL_("%s != %s (both %lld)", #a, #b, a_);       \
+#define ASSERT_NE(a, b)                                            \
+  do {                                                             \
+    long long a_ = (long long)(a), b_ = (long long)(b);            \
+    if (a_ == b_) CHECK_FAIL_("%s != %s (both %lld)", #a, #b, a_); \
   } while (0)
 
 #define ASSERT_STREQ(a, b)                                                 \
@@ -47,12 +47,12 @@
   } while (0)
 
 /* Does the string a contain b? */
-#define ASSERT_CONTAINS(a, b)                                              \
-  do {                                                                     \
-    const char *a_ = (a), *b_ = (b);                                       \
-    if (!a_ || !strstr(a_, b_))                                            \
-      CHECK_FAIL_("%s contains %s (\"%s\" lacks \"%s\")", #a, #b,          \
-                  a_ ? a_ : "NULL", b_);                                   \
+#define ASSERT_CONTAINS(a, b)                                     \
+  do {                                                            \
+    const char *a_ = (a), *b_ = (b);                              \
+    if (!a_ || !strstr(a_, b_))                                   \
+      CHECK_FAIL_("%s contains %s (\"%s\" lacks \"%s\")", #a, #b, \
+                  a_ ? a_ : "NULL", b_);                          \
   } while (0)
 
 /* Run a Lua snippet on the runtime's main thread (not as a task) and fail

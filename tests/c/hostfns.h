@@ -16,11 +16,11 @@
 typedef struct timer_req timer_req_t;
 
 static struct {
-  int started;   /* requests allocated */
-  int freed;     /* requests freed */
-  int hooks;     /* cancel hooks run */
-  int resumes;   /* resume functions run */
-  int late;      /* callbacks that found their wait detached */
+  int started; /* requests allocated */
+  int freed;   /* requests freed */
+  int hooks;   /* cancel hooks run */
+  int resumes; /* resume functions run */
+  int late;    /* callbacks that found their wait detached */
   /* Called by the timer callback right after it woke the task, so a test
   ** can act between the wake and the resume. */
   void (*on_wake)(timer_req_t *r);
@@ -33,9 +33,9 @@ static struct {
 /* ---- timer-based ---------------------------------------------------- */
 
 struct timer_req {
-  tide_wait_t wait;   /* first: the wait protocol's record */
-  uv_timer_t *timer;  /* malloced; freed in its close callback */
-  const char *code;   /* error code to raise, or NULL for success */
+  tide_wait_t wait;  /* first: the wait protocol's record */
+  uv_timer_t *timer; /* malloced; freed in its close callback */
+  const char *code;  /* error code to raise, or NULL for success */
 };
 
 static void hf_free_handle(uv_handle_t *h) {
@@ -70,10 +70,12 @@ static int hf_timer_resume(lua_State *L, tide_wait_t *w) {
   const char *code = r->code;
   hf.resumes++;
   hf_free_timer_req(r);
-  if (code) return tide_error_raisef(L, code, "host.fail_after",
-                                     "failed on purpose");
-  if (lua_gettop(L) >= 2) lua_pushvalue(L, 2);
-  else lua_pushliteral(L, "ok");
+  if (code)
+    return tide_error_raisef(L, code, "host.fail_after", "failed on purpose");
+  if (lua_gettop(L) >= 2)
+    lua_pushvalue(L, 2);
+  else
+    lua_pushliteral(L, "ok");
   return 1;
 }
 
@@ -112,9 +114,9 @@ static int hf_fail_after(lua_State *L) {
 
 typedef struct {
   tide_wait_t wait;
-  uv_work_t work;     /* the request is inside the malloced block */
+  uv_work_t work; /* the request is inside the malloced block */
   long long n, sum;
-  int status;         /* of the after-work callback */
+  int status; /* of the after-work callback */
 } work_req_t;
 
 static void hf_work(uv_work_t *w) {
@@ -181,12 +183,10 @@ static int hf_work_fn(lua_State *L) {
   return tide_wait_yield(L, &r->wait, "host.work");
 }
 
-static const luaL_Reg hf_funcs[] = {
-  {"after", hf_after},
-  {"fail_after", hf_fail_after},
-  {"work", hf_work_fn},
-  {NULL, NULL}
-};
+static const luaL_Reg hf_funcs[] = {{"after", hf_after},
+                                    {"fail_after", hf_fail_after},
+                                    {"work", hf_work_fn},
+                                    {NULL, NULL}};
 
 /* Make `require "host"` give the functions above. */
 static inline void hf_register(tide_runtime_t *rt) {

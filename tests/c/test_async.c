@@ -54,7 +54,8 @@ static void test_errors(void) {
       "assert(not ok2 and e2:find('bad argument #1', 1, true), e2)\n");
   /* an error left unhandled fails the task; the host sees it */
   ASSERT_EQ(tide_run_string(rt, "require('host').fail_after(1, 'ENOENT')",
-                            "=fails", 0, 0), LUA_ERRRUN);
+                            "=fails", 0, 0),
+            LUA_ERRRUN);
   ASSERT(tide_error_is(L, -1, "ENOENT"));
   ASSERT_CONTAINS(tide_error_text(L, -1), "host.fail_after: ENOENT");
   lua_pop(L, 2);
@@ -96,9 +97,9 @@ static void test_cancel_timer(void) {
   tide_task_t *t = spawn_waiting("require('host').after(60000) done = 1");
   tide_task_cancel(t, "host says stop");
   ASSERT_EQ(hf.hooks, hooks + 1);
-  tide_task_cancel(t, "again");  /* already being cancelled: no new hook */
+  tide_task_cancel(t, "again"); /* already being cancelled: no new hook */
   ASSERT_EQ(hf.hooks, hooks + 1);
-  tide_runtime_run(rt, TIDE_RUN_DEFAULT);  /* returns at once: no timer */
+  tide_runtime_run(rt, TIDE_RUN_DEFAULT); /* returns at once: no timer */
   ASSERT_EQ(tide_task_status_of(t), TIDE_TASK_CANCELLED);
   ASSERT_EQ(hf.resumes, resumes);
   ASSERT_EQ(tide_task_outcome(L, -1), -1);
@@ -183,9 +184,11 @@ static void cancel_on_wake(timer_req_t *r) {
 
 static void test_cancel_after_wake(void) {
   int hooks = hf.hooks;
-  ASSERT_EQ(tide_spawn_string(rt, "got = require('host').after(1, 'kept') "
+  ASSERT_EQ(tide_spawn_string(rt,
+                              "got = require('host').after(1, 'kept') "
                               "tide.sleep(60) got = 'past the sleep'",
-                              "=kept", 0), LUA_OK);
+                              "=kept", 0),
+            LUA_OK);
   wake_target = tide_task_check(L, -1);
   hf.on_wake = cancel_on_wake;
   tide_runtime_run(rt, TIDE_RUN_DEFAULT);

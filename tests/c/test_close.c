@@ -19,26 +19,26 @@ static int cleaned(lua_State *L) {
 
 /* Tasks in every kind of wait, plus one never started and one ready. */
 static const char *busy_script =
-  "local host = require 'host'\n"
-  "local function guarded(fn, ...)\n"
-  "  local guard <close> = setmetatable({}, {__close = function(_, e)\n"
-  "    if tide.is_error(e, 'ECANCELED') then cleaned() end end})\n"
-  "  return fn(...)\n"
-  "end\n"
-  "tide.spawn(guarded, tide.sleep, 60)\n"
-  "tide.spawn(guarded, host.after, 60000)\n"
-  "tide.spawn(guarded, host.work, 1000)\n"
-  "tide.spawn(guarded, tide.future().await, tide.future())\n"
-  "tide.spawn(guarded, tide.timeout, 60, host.after, 60000)\n"
-  "tide.spawn(guarded, coroutine.wrap(function() host.after(60000) end))\n"
-  "tide.spawn(function()\n"
-  "  local ok, e = pcall(host.after, 60000)\n"
-  "  if tide.is_error(e, 'ECANCELED') then cleaned() end\n"
-  "end)\n"
-  "local t = tide.spawn(guarded, tide.sleep, 60)\n"
-  "tide.spawn(function() t:await() end)\n"
-  /* a task that refuses to stop: it waits again after each cancel */
-  "tide.spawn(function() while true do pcall(host.after, 60000) end end)\n";
+    "local host = require 'host'\n"
+    "local function guarded(fn, ...)\n"
+    "  local guard <close> = setmetatable({}, {__close = function(_, e)\n"
+    "    if tide.is_error(e, 'ECANCELED') then cleaned() end end})\n"
+    "  return fn(...)\n"
+    "end\n"
+    "tide.spawn(guarded, tide.sleep, 60)\n"
+    "tide.spawn(guarded, host.after, 60000)\n"
+    "tide.spawn(guarded, host.work, 1000)\n"
+    "tide.spawn(guarded, tide.future().await, tide.future())\n"
+    "tide.spawn(guarded, tide.timeout, 60, host.after, 60000)\n"
+    "tide.spawn(guarded, coroutine.wrap(function() host.after(60000) end))\n"
+    "tide.spawn(function()\n"
+    "  local ok, e = pcall(host.after, 60000)\n"
+    "  if tide.is_error(e, 'ECANCELED') then cleaned() end\n"
+    "end)\n"
+    "local t = tide.spawn(guarded, tide.sleep, 60)\n"
+    "tide.spawn(function() t:await() end)\n"
+    /* a task that refuses to stop: it waits again after each cancel */
+    "tide.spawn(function() while true do pcall(host.after, 60000) end end)\n";
 
 /* The C waits in busy_script: after, work, timeout+after, wrap+after,
 ** pcall+after, and the stubborn one. */

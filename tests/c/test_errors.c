@@ -15,9 +15,10 @@ static const char *script_path = "tests/c/fixtures/fails.lua";
 /* A string error comes back with the task's traceback appended. */
 static void test_string_error(void) {
   int st = tide_run_string(rt,
-    "local function inner() error('boom') end\n"
-    "local function outer() tide.sleep(0) inner() end\n"
-    "outer()\n", "=script", 0, 0);
+                           "local function inner() error('boom') end\n"
+                           "local function outer() tide.sleep(0) inner() end\n"
+                           "outer()\n",
+                           "=script", 0, 0);
   ASSERT_EQ(st, LUA_ERRRUN);
   ASSERT_CONTAINS(lua_tostring(L, -1), "script:1: boom");
   ASSERT_CONTAINS(lua_tostring(L, -1), "stack traceback:");
@@ -29,10 +30,12 @@ static void test_string_error(void) {
 
 /* A tide.Error keeps its fields and gets a traceback field. */
 static void test_tide_error(void) {
-  int st = tide_run_string(rt,
-    "local function f() error(tide.error('EPROTO', 'bad frame', "
-    "{op = 'proto.read'})) end\n"
-    "f()\n", "=proto", 0, 0);
+  int st = tide_run_string(
+      rt,
+      "local function f() error(tide.error('EPROTO', 'bad frame', "
+      "{op = 'proto.read'})) end\n"
+      "f()\n",
+      "=proto", 0, 0);
   ASSERT_EQ(st, LUA_ERRRUN);
   ASSERT(tide_error_is(L, -1, "EPROTO"));
   ASSERT(!tide_error_is(L, -1, "ENOENT"));
@@ -54,8 +57,10 @@ static void test_other_values(void) {
   lua_pop(L, 1);
   ASSERT_CONTAINS(tide_error_text(L, -1), "error object is a table value");
   lua_pop(L, 2);
-  ASSERT_EQ(tide_run_string(rt, "error(setmetatable({}, {__tostring = "
-                            "function() return 'custom' end}))", "=t", 0, 0),
+  ASSERT_EQ(tide_run_string(rt,
+                            "error(setmetatable({}, {__tostring = "
+                            "function() return 'custom' end}))",
+                            "=t", 0, 0),
             LUA_ERRRUN);
   ASSERT_STREQ(tide_error_text(L, -1), "custom");
   lua_pop(L, 2);
@@ -88,8 +93,10 @@ static void test_load_errors(void) {
 static void test_files(void) {
   lua_pushinteger(L, 20);
   lua_pushinteger(L, 22);
-  ASSERT_EQ(tide_run_string(rt, "local a, b = ... tide.sleep(0.001) "
-                            "return a + b, 'x', nil", "=sum", 2, LUA_MULTRET),
+  ASSERT_EQ(tide_run_string(rt,
+                            "local a, b = ... tide.sleep(0.001) "
+                            "return a + b, 'x', nil",
+                            "=sum", 2, LUA_MULTRET),
             LUA_OK);
   ASSERT_EQ(lua_gettop(L), 3);
   ASSERT_EQ(lua_tointeger(L, 1), 42);
@@ -140,9 +147,11 @@ static void test_spawned_failure(void) {
 /* A task waiting for something nothing can wake: tide_run reports it and
 ** cancels the task instead of hanging. */
 static void test_deadlock(void) {
-  ASSERT_EQ(tide_run_string(rt, "local ok, e = pcall(tide.future().await, "
+  ASSERT_EQ(tide_run_string(rt,
+                            "local ok, e = pcall(tide.future().await, "
                             "tide.future()) cleaned = tide.is_error(e, "
-                            "'ECANCELED') error(e)", "=stuck", 0, 0),
+                            "'ECANCELED') error(e)",
+                            "=stuck", 0, 0),
             LUA_ERRRUN);
   ASSERT_CONTAINS(lua_tostring(L, -1), "nothing is left that could wake it");
   lua_pop(L, 1);
@@ -163,11 +172,13 @@ static int nested_run(lua_State *L1) {
 
 static void test_nesting(void) {
   tide_function_register(rt, "nested_run", nested_run);
-  ASSERT_EQ(tide_run_string(rt, "local refused, msg = nested_run()\n"
+  ASSERT_EQ(tide_run_string(rt,
+                            "local refused, msg = nested_run()\n"
                             "assert(refused and msg:find('already running'))"
                             "\nlocal ok, e = pcall(tide.run, function() end)\n"
                             "assert(not ok and e:find('already running'))\n",
-                            "=nest", 0, 0), LUA_OK);
+                            "=nest", 0, 0),
+            LUA_OK);
 }
 
 /* The error helpers a C function uses. */
@@ -175,8 +186,8 @@ static int raise_uv(lua_State *L1) {
   return tide_error_raise(L1, UV_ENOENT, "host.open", "/x");
 }
 static int raise_fmt(lua_State *L1) {
-  return tide_error_raisef(L1, "EINVAL", "host.set", "level %d out of %s",
-                           7, "range");
+  return tide_error_raisef(L1, "EINVAL", "host.set", "level %d out of %s", 7,
+                           "range");
 }
 
 static void test_helpers(void) {

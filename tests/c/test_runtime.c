@@ -18,9 +18,11 @@ static void test_owned_loop(void) {
   ASSERT(tide_runtime_loop(rt) != NULL);
   ASSERT(tide_runtime_from(L) == rt);
   /* the globals a script expects */
-  ASSERT_EQ(lua_int(rt, "(type(tide) == 'table' and type(async) == "
-                        "'function' and type(await) == 'function') "
-                        "and 1 or 0"), 1);
+  ASSERT_EQ(lua_int(rt,
+                    "(type(tide) == 'table' and type(async) == "
+                    "'function' and type(await) == 'function') "
+                    "and 1 or 0"),
+            1);
   ASSERT_EQ(lua_int(rt, "require('tide') == tide and 1 or 0"), 1);
   /* a new thread knows its runtime too */
   lua_newthread(L);
@@ -31,8 +33,11 @@ static void test_owned_loop(void) {
   ASSERT_EQ(tide_runtime_alive(rt), 0);
   ASSERT_EQ(tide_runtime_run(rt, TIDE_RUN_DEFAULT), 0);
   /* a task that sleeps runs to the end under DEFAULT */
-  ASSERT_EQ(tide_spawn_string(rt, "result = 0; tide.sleep(0.001); "
-                              "result = 42", "=t", 0), LUA_OK);
+  ASSERT_EQ(tide_spawn_string(rt,
+                              "result = 0; tide.sleep(0.001); "
+                              "result = 42",
+                              "=t", 0),
+            LUA_OK);
   lua_pop(L, 1);
   ASSERT_EQ(tide_runtime_ntasks(rt), 1);
   ASSERT_EQ(tide_runtime_alive(rt), 1);
@@ -56,11 +61,14 @@ static void test_host_loop(void) {
   ASSERT(tide_runtime_loop(rt) == &loop);
   L = tide_runtime_lua(rt);
   hf_register(rt);
-  ASSERT_EQ(tide_spawn_string(rt,
-    "local host = require 'host'\n"
-    "local t = tide.spawn(function() tide.sleep(0.002) return 5 end)\n"
-    "total = host.after(1, 10) + host.work(100) + t:await()", "=host", 0),
-    LUA_OK);
+  ASSERT_EQ(
+      tide_spawn_string(
+          rt,
+          "local host = require 'host'\n"
+          "local t = tide.spawn(function() tide.sleep(0.002) return 5 end)\n"
+          "total = host.after(1, 10) + host.work(100) + t:await()",
+          "=host", 0),
+      LUA_OK);
   lua_pop(L, 1);
   /* tide's scheduler handles do not keep the host's loop alive by
   ** themselves, but ready tasks and pending work do */
@@ -85,10 +93,12 @@ static void test_two_runtimes(void) {
   ASSERT_EQ(lua_int(a, "name == 'a' and 1 or 0"), 1);
   ASSERT_EQ(lua_int(b, "name == 'b' and 1 or 0"), 1);
   /* tasks in both, each counting with sleep(0) steps */
-  lua_ok(a, "n = 0; tide.spawn(function() for i = 1, 50 do n = n + 1 "
-            "tide.sleep(0) end end)");
-  lua_ok(b, "n = 0; tide.spawn(function() for i = 1, 30 do n = n + 1 "
-            "tide.sleep(0.0001) end end)");
+  lua_ok(a,
+         "n = 0; tide.spawn(function() for i = 1, 50 do n = n + 1 "
+         "tide.sleep(0) end end)");
+  lua_ok(b,
+         "n = 0; tide.spawn(function() for i = 1, 30 do n = n + 1 "
+         "tide.sleep(0.0001) end end)");
   while (tide_runtime_alive(a) || tide_runtime_alive(b)) {
     tide_runtime_run(a, TIDE_RUN_NOWAIT);
     tide_runtime_run(b, TIDE_RUN_NOWAIT);
@@ -115,10 +125,12 @@ static void test_two_on_one_loop(void) {
   ASSERT(a && b);
   hf_register(a);
   hf_register(b);
-  lua_ok(a, "log = {}; for i = 1, 3 do tide.spawn(function() "
-            "local v = require('host').after(i, i) log[#log + 1] = v end) end");
-  lua_ok(b, "log = {}; for i = 1, 3 do tide.spawn(function() "
-            "tide.sleep(i / 1000) log[#log + 1] = 10 * i end) end");
+  lua_ok(a,
+         "log = {}; for i = 1, 3 do tide.spawn(function() "
+         "local v = require('host').after(i, i) log[#log + 1] = v end) end");
+  lua_ok(b,
+         "log = {}; for i = 1, 3 do tide.spawn(function() "
+         "tide.sleep(i / 1000) log[#log + 1] = 10 * i end) end");
   uv_run(&loop, UV_RUN_DEFAULT);
   ASSERT_EQ(lua_int(a, "#log * 100 + log[1] + log[2] + log[3]"), 306);
   ASSERT_EQ(lua_int(b, "#log * 100 + log[1] + log[2] + log[3]"), 360);
@@ -137,9 +149,11 @@ static void test_nowait_driving(void) {
   tide_runtime_t *rt = tide_runtime_new(NULL);
   int iterations = 0, timeout;
   lua_State *L = tide_runtime_lua(rt);
-  ASSERT_EQ(tide_spawn_string(rt, "steps = 0 for i = 1, 3 do "
+  ASSERT_EQ(tide_spawn_string(rt,
+                              "steps = 0 for i = 1, 3 do "
                               "tide.sleep(0.005) steps = steps + 1 end",
-                              "=steps", 0), LUA_OK);
+                              "=steps", 0),
+            LUA_OK);
   lua_pop(L, 1);
   /* a spawned task is ready: the host must not sleep */
   ASSERT_EQ(tide_runtime_timeout(rt), 0);
@@ -166,8 +180,9 @@ static void test_run_once(void) {
   tide_runtime_t *rt = tide_runtime_new(NULL);
   int calls = 0;
   hf_register(rt);
-  lua_ok(rt, "got = {}; tide.spawn(function() local h = require 'host' "
-             "got[1] = h.after(2, 'x') got[2] = h.work(10) end)");
+  lua_ok(rt,
+         "got = {}; tide.spawn(function() local h = require 'host' "
+         "got[1] = h.after(2, 'x') got[2] = h.work(10) end)");
   while (tide_runtime_run(rt, TIDE_RUN_ONCE)) ASSERT(++calls < 10000);
   ASSERT(calls >= 1); /* the pool job needs an iteration of its own */
   ASSERT_EQ(lua_int(rt, "got[1] == 'x' and got[2]"), 55);

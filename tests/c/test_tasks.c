@@ -59,8 +59,10 @@ static int add_task(lua_State *L1) {
 
 static int whoami(lua_State *L1) {
   tide_task_t *t = tide_task_current(L1);
-  if (!t) lua_pushnil(L1);
-  else tide_task_push(L1, t);
+  if (!t)
+    lua_pushnil(L1);
+  else
+    tide_task_push(L1, t);
   return 1;
 }
 
@@ -74,10 +76,7 @@ static int luaopen_answers(lua_State *L1) {
 }
 
 static const luaL_Reg gate_lib[] = {
-  {"wait", gate_wait},
-  {"whoami", whoami},
-  {NULL, NULL}
-};
+    {"wait", gate_wait}, {"whoami", whoami}, {NULL, NULL}};
 
 static void test_spawn_c(void) {
   tide_task_t *t;
@@ -126,14 +125,16 @@ static void test_registering(void) {
   tide_module_register_lib(rt, "gate", gate_lib);
   ASSERT_EQ(lua_int(rt, "require('answers').answer"), 42);
   ASSERT_EQ(lua_int(rt, "require('answers').name == 'answers' and 1"), 1);
-  ASSERT_EQ(lua_int(rt, "require('answers') == require('answers') and 1"),
-            1);
+  ASSERT_EQ(lua_int(rt, "require('answers') == require('answers') and 1"), 1);
   ASSERT_EQ(lua_int(rt, "whoami() == nil and 1"), 1);
-  ASSERT_EQ(tide_run_string(rt,
-    "local me = whoami()\n"
-    "assert(me == tide.current() and me.status == 'running')\n"
-    "assert(require('gate').whoami() == me)\n"
-    "return me.id", "=who", 0, 1), LUA_OK);
+  ASSERT_EQ(tide_run_string(
+                rt,
+                "local me = whoami()\n"
+                "assert(me == tide.current() and me.status == 'running')\n"
+                "assert(require('gate').whoami() == me)\n"
+                "return me.id",
+                "=who", 0, 1),
+            LUA_OK);
   ASSERT(lua_tointeger(L, -1) > 0);
   lua_pop(L, 1);
   /* registering again replaces, for states that did not require yet */
@@ -147,31 +148,41 @@ static void test_gate(void) {
   tide_task_t *a, *b, *c;
   gate_flags = 0;
   lua_ok(rt, "order = {}");
-  ASSERT_EQ(tide_spawn_string(rt, "local v = require('gate').wait() "
-                              "order[#order + 1] = 'a' return v", "=a", 0),
+  ASSERT_EQ(tide_spawn_string(rt,
+                              "local v = require('gate').wait() "
+                              "order[#order + 1] = 'a' return v",
+                              "=a", 0),
             LUA_OK);
-  ASSERT_EQ(tide_spawn_string(rt, "require('gate').wait() "
-                              "order[#order + 1] = 'b'", "=b", 0), LUA_OK);
-  ASSERT_EQ(tide_spawn_string(rt, "require('gate').wait() "
-                              "order[#order + 1] = 'c'", "=c", 0), LUA_OK);
+  ASSERT_EQ(tide_spawn_string(rt,
+                              "require('gate').wait() "
+                              "order[#order + 1] = 'b'",
+                              "=b", 0),
+            LUA_OK);
+  ASSERT_EQ(tide_spawn_string(rt,
+                              "require('gate').wait() "
+                              "order[#order + 1] = 'c'",
+                              "=c", 0),
+            LUA_OK);
   a = tide_task_check(L, 1);
   b = tide_task_check(L, 2);
   c = tide_task_check(L, 3);
-  tide_runtime_run(rt, TIDE_RUN_DEFAULT);  /* all wait: returns */
+  tide_runtime_run(rt, TIDE_RUN_DEFAULT); /* all wait: returns */
   ASSERT_EQ(tide_task_status_of(a), TIDE_TASK_WAITING);
   ASSERT_EQ(tide_runtime_ntasks(rt), 3);
   ASSERT_EQ(tide_runtime_alive(rt), 0);
   ASSERT_EQ(lua_int(rt, "select(2, tide.dump():gsub('waiting on gate', ''))"),
             3);
-  tide_task_cancel(b, NULL);  /* b leaves the list */
+  tide_task_cancel(b, NULL); /* b leaves the list */
   ASSERT_EQ(gate_open(5), 2);
   tide_runtime_run(rt, TIDE_RUN_DEFAULT);
   ASSERT_EQ(tide_task_status_of(b), TIDE_TASK_CANCELLED);
   ASSERT_EQ(tide_task_status_of(c), TIDE_TASK_DONE);
   ASSERT_EQ(tide_task_outcome(L, 1), 1);
   ASSERT_STREQ(lua_tostring(L, -1), "through");
-  ASSERT_EQ(lua_int(rt, "#order == 2 and order[1] == 'a' and "
-                        "order[2] == 'c' and 1"), 1);
+  ASSERT_EQ(lua_int(rt,
+                    "#order == 2 and order[1] == 'a' and "
+                    "order[2] == 'c' and 1"),
+            1);
   ASSERT(gate.head == NULL && gate.tail == NULL);
   lua_settop(L, 0);
 }
@@ -183,8 +194,9 @@ static void test_droppable(void) {
   tide_task_t *t;
   int passed;
   gate_flags = TIDE_WAIT_DROPPABLE;
-  ASSERT_EQ(tide_spawn_string(rt, "require('gate').wait() dropped = false",
-                              "=d", 0), LUA_OK);
+  ASSERT_EQ(
+      tide_spawn_string(rt, "require('gate').wait() dropped = false", "=d", 0),
+      LUA_OK);
   t = tide_task_check(L, -1);
   tide_runtime_run(rt, TIDE_RUN_DEFAULT);
   passed = gate_passed;
@@ -193,12 +205,15 @@ static void test_droppable(void) {
   tide_task_cancel(t, NULL);
   tide_runtime_run(rt, TIDE_RUN_DEFAULT);
   ASSERT_EQ(tide_task_status_of(t), TIDE_TASK_CANCELLED);
-  ASSERT_EQ(gate_passed, passed);  /* resume function not run */
+  ASSERT_EQ(gate_passed, passed); /* resume function not run */
   ASSERT_EQ(lua_int(rt, "dropped == nil and 1"), 1);
   lua_settop(L, 0);
   gate_flags = 0;
-  ASSERT_EQ(tide_spawn_string(rt, "require('gate').wait() kept = true "
-                              "tide.sleep(0)", "=k", 0), LUA_OK);
+  ASSERT_EQ(tide_spawn_string(rt,
+                              "require('gate').wait() kept = true "
+                              "tide.sleep(0)",
+                              "=k", 0),
+            LUA_OK);
   t = tide_task_check(L, -1);
   tide_runtime_run(rt, TIDE_RUN_DEFAULT);
   ASSERT_EQ(gate_open(1), 1);
@@ -221,11 +236,15 @@ static int spawn_child(lua_State *L1) {
 
 static void test_spawn_inside(void) {
   tide_function_register(rt, "spawn_child", spawn_child);
-  ASSERT_EQ(tide_run_string(rt,
-    "local ran = false\n"
-    "local t = spawn_child(function() ran = true return 'child' end)\n"
-    "assert(not ran and t.status == 'pending')\n"
-    "return t:await()", "=parent", 0, 1), LUA_OK);
+  ASSERT_EQ(
+      tide_run_string(
+          rt,
+          "local ran = false\n"
+          "local t = spawn_child(function() ran = true return 'child' end)\n"
+          "assert(not ran and t.status == 'pending')\n"
+          "return t:await()",
+          "=parent", 0, 1),
+      LUA_OK);
   ASSERT_STREQ(lua_tostring(L, -1), "child");
   lua_pop(L, 1);
 }

@@ -20,8 +20,8 @@
 /* ---- host.delay: a libuv timer ----------------------------------------- */
 
 typedef struct {
-  tide_wait_t wait;   /* the task's wait; detached (task == NULL) on cancel */
-  uv_timer_t *timer;  /* malloced apart: freed only in its close callback */
+  tide_wait_t wait;  /* the task's wait; detached (task == NULL) on cancel */
+  uv_timer_t *timer; /* malloced apart: freed only in its close callback */
 } delay_req_t;
 
 static void free_handle(uv_handle_t *h) {
@@ -60,9 +60,9 @@ static int host_delay(lua_State *L) {
   lua_Integer ms = luaL_checkinteger(L, 1);
   delay_req_t *r;
   if (ms < 0)
-    return tide_error_raisef(L, "EINVAL", "host.delay",
-                             "negative delay %d", (int)ms);
-  tide_async_check(L, "host.delay");  /* raises before anything starts */
+    return tide_error_raisef(L, "EINVAL", "host.delay", "negative delay %d",
+                             (int)ms);
+  tide_async_check(L, "host.delay"); /* raises before anything starts */
   r = malloc(sizeof *r);
   if (r) r->timer = malloc(sizeof *r->timer);
   if (!r || !r->timer) {
@@ -80,12 +80,12 @@ static int host_delay(lua_State *L) {
 
 typedef struct {
   tide_wait_t wait;
-  uv_work_t work;   /* inside the malloced request, never in a userdata */
-  int status;       /* of the after-work callback */
+  uv_work_t work; /* inside the malloced request, never in a userdata */
+  int status;     /* of the after-work callback */
   uint64_t hash;
   size_t len;
-  char data[];      /* a copy: the Lua string may be collected if the task
-                       is cancelled while the pool thread still reads */
+  char data[]; /* a copy: the Lua string may be collected if the task
+                  is cancelled while the pool thread still reads */
 } sum_req_t;
 
 static void sum_work(uv_work_t *w) {
@@ -140,8 +140,8 @@ static int host_checksum(lua_State *L) {
   r->status = 0;
   r->work.data = r;
   tide_wait_init(&r->wait, sum_cancel, sum_resume, r, 0);
-  e = uv_queue_work(tide_runtime_loop(tide_runtime_from(L)), &r->work,
-                    sum_work, sum_done);
+  e = uv_queue_work(tide_runtime_loop(tide_runtime_from(L)), &r->work, sum_work,
+                    sum_done);
   if (e < 0) {
     free(r);
     return tide_error_raise(L, e, "host.checksum", NULL);
@@ -150,12 +150,10 @@ static int host_checksum(lua_State *L) {
 }
 
 static const luaL_Reg host_funcs[] = {
-  {"delay", host_delay},
-  {"checksum", host_checksum},
-  {NULL, NULL}
-};
+    {"delay", host_delay}, {"checksum", host_checksum}, {NULL, NULL}};
 
-/* ---- main ----------------------------------------------------------------- */
+/* ---- main -----------------------------------------------------------------
+ */
 
 int main(int argc, char **argv) {
   uv_loop_t loop;
