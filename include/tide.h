@@ -64,6 +64,8 @@ TIDE_API tide_runtime_t *tide_runtime_new(uv_loop_t *loop);
 ** host handles closed by cancel hooks have run when this returns, and
 ** thread-pool requests still in flight are finished by the host's next
 ** uv_run (their callbacks see a detached wait and only free memory).
+** Closing runs the loop a few times without blocking, so host callbacks
+** that are due on a shared loop may run meanwhile.
 ** Unretrieved task errors are reported on stderr.  Must not be called from
 ** inside a task or a callback of this runtime's loop; rt may be NULL. */
 TIDE_API void tide_runtime_close(tide_runtime_t *rt);
