@@ -17,18 +17,18 @@
 /* Replace the error of the failed task whose userdata is at ud (already
 ** pushed on top of L) with something that carries a traceback: a
 ** tide.Error has one already (task.c adds it when the error escapes the
-** task); a string gets the traceback of the task's dead coroutine appended,
-** as lua.c's message handler does.  Other values are left alone.
-** [-1, +1, m] */
+** task); a string gets the traceback task.c kept for it (in the THREAD
+** uservalue of a finished task) appended, as lua.c's message handler does.
+** Other values are left alone. [-1, +1, m] */
 static void add_traceback(lua_State *L, int ud) {
-  lua_State *co;
   if (lua_type(L, -1) != LUA_TSTRING) return;
-  lua_getiuservalue(L, ud, TASK_UV_THREAD);
-  co = lua_tothread(L, -1);
-  lua_pop(L, 1);
-  if (!co) return;
-  luaL_traceback(L, co, lua_tostring(L, -1), 0);
-  lua_remove(L, -2);
+  if (lua_getiuservalue(L, ud, TASK_UV_THREAD) != LUA_TSTRING) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pushliteral(L, "\n");
+  lua_insert(L, -2);
+  lua_concat(L, 3);
 }
 
 int tide_run(tide_runtime_t *rt, int nargs, int nresults) {

@@ -29,8 +29,13 @@ do
 end
 local preload = ""
 if sanitized then
-  local _, lib = sh("${CC:-cc} -print-file-name=libasan.so")
-  preload = "LD_PRELOAD=" .. q((lib:gsub("%s+$", ""))) .. " "
+  -- tests/tests.cmake gives the sanitizer runtimes in TIDE_PRELOAD.
+  local libs = os.getenv("TIDE_PRELOAD") or ""
+  if libs == "" then
+    local _, lib = sh("${CC:-cc} -print-file-name=libasan.so")
+    libs = lib:gsub("%s+$", "")
+  end
+  preload = "LD_PRELOAD=" .. q(libs) .. " "
 end
 
 describe("embedding", function()
