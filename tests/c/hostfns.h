@@ -3,7 +3,8 @@
 ** the way a host writes them with the suspend/resume protocol of tide.h.
 ** `after(ms [, value])` completes after a libuv timer with `value`;
 ** `fail_after(ms, code)` raises a tide.Error with that code after a timer;
-** `work(n)` sums 1..n in libuv's thread pool.  Global counters let the
+** `work(n)` sums 1..n in libuv's thread pool; `in_thread(ms)` waits for a
+** thread of the host's own that reports through a uv_async_t.  Counters let the
 ** tests check that cancel hooks run exactly once, that a cancelled wait is
 ** never resumed and that every request is freed.
 */
@@ -183,9 +184,108 @@ static int hf_work_fn(lua_State *L) {
   return tide_wait_yield(L, &r->wait, "host.work");
 }
 
+/* ---- a host thread ---------------------------------------------------- */
+
+/* The host's own thread does the work and reports through a uv_async_t,
+** the one libuv handle another thread may signal; the async callback, on
+** the loop thread, wakes the task. */
+typedef struct {
+  tide_wait_t wait;
+  uv_async_t *async; /* malloced; freed in its close callback */
+  uv_thread_t thread;
+  unsigned ms;
+  int result;
+  int stop;        /* set by the cancel hook; read by the thread */
+  uv_mutex_t lock; /* guards result and stop */
+} thread_req_t;
+
+static void hf_thread_main(void *arg) {
+  /* runs in the host thread: touches only its request, under its lock */
+  thread_req_t *r = (thread_req_t *)arg;
+  unsigned slept = 0;
+  int stop = 0;
+  while (slept < r->ms && !stop) {
+    uv_sleep(1);
+    slept++;
+    uv_mutex_lock(&r->lock);
+    stop = r->stop;
+    uv_mutex_unlock(&r->lock);
+  }
+  uv_mutex_lock(&r->lock);
+  r->result = (int)slept;
+  uv_mutex_unlock(&r->lock);
+  if (!stop) uv_async_send(r->async);
+}
+
+static void hf_thread_free(thread_req_t *r) {
+  uv_thread_join(&r->thread);
+  uv_close((uv_handle_t *)r->async, hf_free_handle);
+  uv_mutex_destroy(&r->lock);
+  free(r);
+  hf.freed++;
+}
+
+static void hf_on_async(uv_async_t *h) {
+  /* the request stays owned by the wait; the resume function frees it */
+  thread_req_t *r = (thread_req_t *)h->data;
+  tide_wait_wake(&r->wait);
+}
+
+/* Cancel hook: tell the thread to stop and wait for it (it checks every
+** millisecond); after that nothing can call back, so free now.  Closing
+** the async handle drops a signal the thread may already have sent. */
+static void hf_thread_cancel(tide_wait_t *w) {
+  thread_req_t *r = (thread_req_t *)w->data;
+  hf.hooks++;
+  uv_mutex_lock(&r->lock);
+  r->stop = 1;
+  uv_mutex_unlock(&r->lock);
+  hf_thread_free(r);
+}
+
+static int hf_thread_resume(lua_State *L, tide_wait_t *w) {
+  thread_req_t *r = (thread_req_t *)w->data;
+  int result;
+  hf.resumes++;
+  uv_mutex_lock(&r->lock);
+  result = r->result;
+  uv_mutex_unlock(&r->lock);
+  hf_thread_free(r);
+  lua_pushinteger(L, result);
+  return 1;
+}
+
+/* in_thread(ms) -> ms: a host thread sleeps ms milliseconds. */
+static int hf_in_thread(lua_State *L) {
+  lua_Integer ms = luaL_checkinteger(L, 1);
+  thread_req_t *r;
+  luaL_argcheck(L, ms >= 0, 1, "negative time");
+  tide_async_check(L, "host.in_thread");
+  r = (thread_req_t *)calloc(1, sizeof *r);
+  if (r) r->async = (uv_async_t *)malloc(sizeof *r->async);
+  if (!r || !r->async) {
+    free(r);
+    return luaL_error(L, "out of memory");
+  }
+  r->ms = (unsigned)ms;
+  uv_mutex_init(&r->lock);
+  uv_async_init(tide_runtime_loop(tide_runtime_from(L)), r->async, hf_on_async);
+  r->async->data = r;
+  tide_wait_init(&r->wait, hf_thread_cancel, hf_thread_resume, r, 0);
+  if (uv_thread_create(&r->thread, hf_thread_main, r) != 0) {
+    uv_close((uv_handle_t *)r->async, hf_free_handle);
+    uv_mutex_destroy(&r->lock);
+    free(r);
+    return luaL_error(L, "cannot start a thread");
+  }
+  hf.started++;
+  return tide_wait_yield(L, &r->wait, "host.in_thread");
+}
+
 static const luaL_Reg hf_funcs[] = {{"after", hf_after},
                                     {"fail_after", hf_fail_after},
                                     {"work", hf_work_fn},
+                                    {"in_thread", hf_in_thread},
                                     {NULL, NULL}};
 
 /* Make `require "host"` give the functions above. */

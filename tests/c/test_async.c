@@ -37,7 +37,12 @@ static void test_values(void) {
       "  coroutine.yield(host.after(1, 'g1'))\n"
       "  coroutine.yield(host.work(3))\n"
       "end)\n"
-      "assert(gen() == 'g1' and gen() == 6)\n");
+      "assert(gen() == 'g1' and gen() == 6)\n"
+      /* work done by a thread of the host's own */
+      "assert(host.in_thread(2) == 2)\n"
+      "local t1 = tide.spawn(host.in_thread, 3)\n"
+      "local t2 = tide.spawn(host.in_thread, 1)\n"
+      "assert(select('#', tide.gather(t1, t2)) == 2)\n");
   ASSERT_EQ(hf.hooks, 0);
   ASSERT_EQ(hf.resumes, hf.started);
   ASSERT_EQ(hf.freed, hf.started);
@@ -152,6 +157,12 @@ static void test_cancel_from_lua(void) {
       "  return host.work(1000) end, 10)\n"
       "assert(ok3 and e3 == 500500)\n");
   ASSERT_EQ(hf.hooks, hooks + 2);
+  ASSERT_EQ(hf.resumes, resumes + 1);
+  /* a host thread is stopped and joined by the hook */
+  run("local host = require 'host'\n"
+      "local ok, e = pcall(tide.timeout, 0.002, host.in_thread, 60000)\n"
+      "assert(not ok and tide.is_error(e, 'ETIMEDOUT'), tostring(e))\n");
+  ASSERT_EQ(hf.hooks, hooks + 3);
   ASSERT_EQ(hf.resumes, resumes + 1);
   ASSERT_EQ(hf.freed, hf.started);
 }

@@ -31,6 +31,7 @@ static const char *busy_script =
     "tide.spawn(guarded, tide.future().await, tide.future())\n"
     "tide.spawn(guarded, tide.timeout, 60, host.after, 60000)\n"
     "tide.spawn(guarded, coroutine.wrap(function() host.after(60000) end))\n"
+    "tide.spawn(guarded, host.in_thread, 60000)\n"
     "tide.spawn(function()\n"
     "  local ok, e = pcall(host.after, 60000)\n"
     "  if tide.is_error(e, 'ECANCELED') then cleaned() end\n"
@@ -41,7 +42,7 @@ static const char *busy_script =
     "tide.spawn(function() while true do pcall(host.after, 60000) end end)\n";
 
 /* The C waits in busy_script: after, work, timeout+after, wrap+after,
-** pcall+after, and the stubborn one. */
+** in_thread, pcall+after, and the stubborn one. */
 static void start_busy(tide_runtime_t *rt) {
   tide_function_register(rt, "cleaned", cleaned);
   hf_register(rt);
@@ -53,7 +54,7 @@ static void start_busy(tide_runtime_t *rt) {
   tide_runtime_run(rt, TIDE_RUN_NOWAIT);
   /* spawned, never run */
   lua_ok(rt, "tide.spawn(function() never_ran = false end)");
-  ASSERT_EQ(tide_runtime_ntasks(rt), 11);
+  ASSERT_EQ(tide_runtime_ntasks(rt), 12);
   uv_sem_post(&hf.gate);
 }
 
@@ -68,10 +69,10 @@ static void test_owned_loop(void) {
   cleanups = 0;
   start_busy(rt);
   tide_runtime_close(rt);
-  /* all seven guarded tasks and the pcall one cleaned up; the awaiter of
+  /* all eight guarded tasks and the pcall one cleaned up; the awaiter of
   ** `t` was cancelled too */
-  ASSERT_EQ(cleanups, 8);
-  ASSERT(hf.hooks >= hooks + 6);
+  ASSERT_EQ(cleanups, 9);
+  ASSERT(hf.hooks >= hooks + 7);
   ASSERT_EQ(hf.resumes, 0);
   /* the work job's callback may come after the hook: the owned loop is
   ** run until it can be closed, so it has come by now */
@@ -87,7 +88,7 @@ static void test_host_loop(void) {
   cleanups = 0;
   start_busy(rt);
   tide_runtime_close(rt);
-  ASSERT_EQ(cleanups, 8);
+  ASSERT_EQ(cleanups, 9);
   /* a pool job still in flight is finished by the host's next run */
   uv_run(&loop, UV_RUN_DEFAULT);
   ASSERT_EQ(hf.freed, hf.started);

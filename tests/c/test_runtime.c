@@ -174,8 +174,8 @@ static void test_nowait_driving(void) {
   tide_runtime_close(rt);
 }
 
-/* TIDE_RUN_ONCE blocks for I/O (here a timer) and returns after one
-** iteration; the return value says whether to call again. */
+/* TIDE_RUN_ONCE blocks for I/O (here a timer and a pool job) and returns
+** after one iteration; the return value says whether to call again. */
 static void test_run_once(void) {
   tide_runtime_t *rt = tide_runtime_new(NULL);
   int calls = 0;
@@ -184,9 +184,12 @@ static void test_run_once(void) {
          "got = {}; tide.spawn(function() local h = require 'host' "
          "got[1] = h.after(2, 'x') got[2] = h.work(10) end)");
   while (tide_runtime_run(rt, TIDE_RUN_ONCE)) ASSERT(++calls < 10000);
-  ASSERT(calls >= 1); /* the pool job needs an iteration of its own */
+  /* How many iterations that took depends on timing; what holds is that
+  ** a zero return means everything is done, and that ONCE on an idle
+  ** runtime returns at once instead of blocking. */
   ASSERT_EQ(lua_int(rt, "got[1] == 'x' and got[2]"), 55);
   ASSERT_EQ(tide_runtime_alive(rt), 0);
+  ASSERT_EQ(tide_runtime_run(rt, TIDE_RUN_ONCE), 0);
   tide_runtime_close(rt);
 }
 
