@@ -34,7 +34,13 @@ install(CODE "
 # PkgConfig::CURL when built with it); the package config recreates them
 # before loading the targets.
 install(EXPORT tideTargets NAMESPACE tide:: DESTINATION ${TIDE_CMAKE_DIR})
-set(TIDE_WITH_CURL ${CURL_FOUND})
+# Whether the library links libcurl (the HTTP client may load it at run
+# time instead): the package then needs PkgConfig::CURL too.
+if("PkgConfig::CURL" IN_LIST TIDE_DEPS)
+  set(TIDE_WITH_CURL ON)
+else()
+  set(TIDE_WITH_CURL OFF)
+endif()
 configure_package_config_file(${CMAKE_SOURCE_DIR}/cmake/tideConfig.cmake.in
   ${CMAKE_BINARY_DIR}/tideConfig.cmake INSTALL_DESTINATION ${TIDE_CMAKE_DIR})
 write_basic_package_version_file(${CMAKE_BINARY_DIR}/tideConfigVersion.cmake
@@ -46,10 +52,15 @@ install(FILES ${CMAKE_BINARY_DIR}/tideConfig.cmake
 # Lua and libuv directly, so both are public requirements.  What only the
 # static library needs goes in the .private fields.
 set(TIDE_PC_REQUIRES_PRIVATE "")
-if(CURL_FOUND)
+if(TIDE_WITH_CURL)
   set(TIDE_PC_REQUIRES_PRIVATE "libcurl")
 endif()
 set(TIDE_PC_LIBS_PRIVATE "-lm")
+foreach(lib ${CMAKE_DL_LIBS})
+  if(lib IN_LIST TIDE_DEPS)
+    string(APPEND TIDE_PC_LIBS_PRIVATE " -l${lib}")
+  endif()
+endforeach()
 if(HTTP_PARSER_LIB)
   string(APPEND TIDE_PC_LIBS_PRIVATE " -lhttp_parser")
 endif()
