@@ -187,8 +187,10 @@ int tide__runtime_destroy(tide_runtime_t *rt, int close_lua) {
     /* Close what modules left open (their close callbacks free them). */
     uv_run(rt->loop, UV_RUN_NOWAIT);
     uv_walk(rt->loop, walk_close, NULL);
+    /* Block (rather than spin) until thread-pool jobs that could not be
+    ** cancelled come back and the closing handles are done. */
     while (uv_loop_close(rt->loop) == UV_EBUSY)
-      uv_run(rt->loop, UV_RUN_NOWAIT);
+      uv_run(rt->loop, UV_RUN_ONCE);
   } else {
     uv_run(rt->loop, UV_RUN_NOWAIT);
   }
