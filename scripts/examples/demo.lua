@@ -48,4 +48,44 @@ end)
 local t1, t2, t3 = ticks(), ticks(), ticks()
 print(at(), "ticks:", t1, t2, t3)
 
+step("queues: a producer and two workers")
+local Queue = require "tide.queue"
+local jobs = Queue.new(2)        -- bounded: the producer waits when full
+local function worker(name)
+  for job in jobs:iter() do      -- ends when the queue is closed and drained
+    tide.sleep(job * 0.05 * scale)
+    print(at(), name, "finished job", job)
+  end
+end
+local workers = {tide.spawn(worker, "w1"), tide.spawn(worker, "w2")}
+for job = 1, 4 do jobs:put(job) end
+jobs:close()
+tide.gather(workers)
+
+step("locks with <close> guards")
+local sync = require "tide.sync"
+local lock, log = sync.Lock(), {}
+tide.gather(function()
+  local guard <close> = lock:acquire()
+  log[#log + 1] = "a in"; tide.sleep(0.05 * scale); log[#log + 1] = "a out"
+end, function()
+  local guard <close> = lock:acquire()
+  log[#log + 1] = "b in"; log[#log + 1] = "b out"
+end)
+print(at(), table.concat(log, ", "))
+
+step("files without blocking the loop")
+local fs = require "tide.fs"
+local dir = fs.mkdtemp()
+fs.write_file(dir .. "/greeting.txt", "hello from a file\n", {atomic = true})
+print(at(), "read back:", (fs.read_file(dir .. "/greeting.txt"):gsub("\n$", "")))
+fs.remove(dir, {recursive = true})
+
+step("subprocesses")
+local process = require "tide.process"
+local r = process.run("tr", {"a-z", "A-Z"}, {input = "shout"})
+print(at(), "tr says:", r.stdout, "exit", r.code)
+local ok2, err2 = pcall(process.run, "sleep", {"10"}, {timeout = 0.1 * scale})
+print(at(), "slow child:", ok2, err2.code)
+
 print("\ndone in " .. at())
