@@ -1,0 +1,179 @@
+/*
+** test_stream.c: the C API of the Stream type (runtime/stream.h), used the
+** way the HTTP server uses it: async C functions that parse the read
+** buffer in place and suspend with themselves as the continuation, and
+** that queue C buffers with back-pressure.  A Lua script drives them over
+** real loopback connections; the runtime is closed at the end, which hangs
+** (and the test times out) if a handle was left open.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tide.h"
+#include "../../runtime/stream.h"
+
+static int failures = 0;
+
+#define CHECK(cond)                                                   \
+  do {                                                                \
+    if (!(cond)) {                                                    \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
+              #cond);                                                 \
+      failures++;                                                     \
+    }                                                                 \
+  } while (0)
+
+/* count_lines(stream, lines, bytes) -> lines, bytes at end of stream.
+** The counts travel in stack slots 2 and 3, so the function can run again
+** from the top after each wait. */
+static int count_lines(lua_State *L) {
+  tide_stream_t *s = tide_stream_check(L, 1, "test.count_lines");
+  lua_Integer lines = luaL_optinteger(L, 2, 0);
+  lua_Integer bytes = luaL_optinteger(L, 3, 0);
+  size_t len;
+  const char *p, *nl;
+  int st;
+  lua_settop(L, 3);
+  for (;;) {
+    p = tide_stream_buffered(s, &len);
+    nl = memchr(p, '\n', len);
+    if (!nl) break;
+    lines++;
+    bytes += nl - p;
+    tide_stream_consume(s, (size_t)(nl - p) + 1);
+  }
+  st = tide_stream_read_status(s);
+  if (st == UV_EOF) {
+    lua_pushinteger(L, lines);
+    lua_pushinteger(L, bytes);
+    return 2;
+  }
+  if (st != 0) return tide_stream_raise_status(L, st, "test.count_lines");
+  lua_pushinteger(L, lines);
+  lua_replace(L, 2);
+  lua_pushinteger(L, bytes);
+  lua_replace(L, 3);
+  /* One more byte than is buffered: wake at the next chunk. */
+  return tide_stream_wait_read(L, s, len + 1, count_lines, "test.read");
+}
+
+static int flushed(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)tide_stream_write_queued(
+                         tide_stream_check(L, 1, "test.flushed")));
+  return 1;
+}
+
+/* write_blob(stream, n): write n bytes of 'b' from C in 16 KiB pieces,
+** waiting whenever the queue is over the high-water mark, then flush.
+** Slot 2 holds what is left to write. */
+static int write_blob(lua_State *L) {
+  static char piece[16 * 1024];
+  tide_stream_t *s = tide_stream_check(L, 1, "test.write_blob");
+  lua_Integer left = luaL_checkinteger(L, 2);
+  lua_settop(L, 2);
+  memset(piece, 'b', sizeof piece);
+  while (left > 0) {
+    size_t n = left < (lua_Integer)sizeof piece ? (size_t)left : sizeof piece;
+    uv_buf_t bufs[2];
+    int r;
+    /* writev with two buffers, to cover the copy of a partial write */
+    bufs[0] = uv_buf_init(piece, (unsigned)(n / 2));
+    bufs[1] = uv_buf_init(piece + n / 2, (unsigned)(n - n / 2));
+    r = tide_stream_writev(s, bufs, 2);
+    if (r < 0) return tide_error_raise(L, r, "test.write_blob", NULL);
+    left -= (lua_Integer)n;
+    if (tide_stream_write_queued(s) > 64 * 1024) {
+      lua_pushinteger(L, left);
+      lua_replace(L, 2);
+      return tide_stream_wait_write(L, s, 0, write_blob, "test.write");
+    }
+  }
+  return tide_stream_wait_write(L, s, 1, flushed, "test.flush");
+}
+
+static int open_test(lua_State *L) {
+  static const luaL_Reg funcs[] = {
+    {"count_lines", count_lines},
+    {"write_blob", write_blob},
+    {NULL, NULL}
+  };
+  luaL_newlib(L, funcs);
+  return 1;
+}
+
+static const char *script =
+  "local net = require 'tide.net'\n"
+  "local t = require 'streamtest'\n"
+  "local got, srv, srv2 = tide.future()\n"
+  "local ok, err = pcall(function()\n"
+  "srv = net.listen{port = 0, handler = function(s)\n"
+  "  got:set(t.count_lines(s))\n"
+  "end}\n"
+  "local c = net.connect('127.0.0.1', srv.port)\n"
+  "-- lines arrive cut in odd places, with pauses in between\n"
+  "for _, piece in ipairs{'one\\ntw', 'o\\n', 'thr', 'ee\\nfour', '\\n'} do\n"
+  "  c:write(piece)\n"
+  "  tide.sleep(0.01)\n"
+  "end\n"
+  "c:close()\n"
+  "local lines, bytes = tide.timeout(10, got.await, got)\n"
+  "assert(lines == 4, 'lines ' .. tostring(lines))\n"
+  "assert(bytes == 15, 'bytes ' .. tostring(bytes))\n"
+  "-- C writes with back-pressure against a slow reader\n"
+  "local total = tide.future()\n"
+  "srv2 = net.listen{port = 0, handler = function(s)\n"
+  "  local n = 0\n"
+  "  tide.sleep(0.05)\n"
+  "  while true do\n"
+  "    local d = s:read()\n"
+  "    if not d then break end\n"
+  "    assert(not d:find('[^b]'))\n"
+  "    n = n + #d\n"
+  "  end\n"
+  "  total:set(n)\n"
+  "end}\n"
+  "local w = net.connect('127.0.0.1', srv2.port)\n"
+  "assert(t.write_blob(w, 3 * 1024 * 1024 + 5) == 0)\n"
+  "w:close()\n"
+  "assert(tide.timeout(10, total.await, total) == 3 * 1024 * 1024 + 5)\n"
+  "-- a closed stream is refused\n"
+  "local ok2, err2 = pcall(t.count_lines, w)\n"
+  "assert(not ok2 and err2.code == 'ECLOSED')\n"
+  "end)\n"
+  "-- close the servers whatever happened, so the loop can end\n"
+  "if srv then srv:close() end\n"
+  "if srv2 then srv2:close() end\n"
+  "if not ok then error(err, 0) end\n"
+  "done = true\n";
+
+int main(void) {
+  tide_runtime_t *rt = tide_runtime_new(NULL);
+  lua_State *L;
+  int st;
+  CHECK(rt != NULL);
+  if (!rt) return 1;
+  L = tide_runtime_lua(rt);
+  tide_module_register(rt, "streamtest", open_test);
+  st = tide_spawn_string(rt, script, "=test_stream", 0);
+  CHECK(st == LUA_OK);
+  if (st == LUA_OK) {
+    tide_runtime_run(rt, TIDE_RUN_DEFAULT);
+    st = tide_task_outcome(L, -1);
+    if (st < 0) {
+      fprintf(stderr, "script failed: %s\n",
+              luaL_tolstring(L, -1, NULL));
+      lua_pop(L, 1);
+    }
+    CHECK(st >= 0);
+    lua_settop(L, 0);
+    lua_getglobal(L, "done");
+    CHECK(lua_toboolean(L, -1));
+    lua_pop(L, 1);
+  } else {
+    fprintf(stderr, "load failed: %s\n", lua_tostring(L, -1));
+  }
+  tide_runtime_close(rt);
+  if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
+  return failures ? 1 : 0;
+}
