@@ -318,6 +318,16 @@ describe("tide.net connect", function()
     assert.equal(before, T.handles())
   end)
 
+  it("works over IPv6 loopback", function()
+    local ok, srv = pcall(T.echo_server, {host = "::1", port = 0})
+    if not ok then return end -- no IPv6 on this machine
+    local s <close> = net.connect("::1", srv.port)
+    assert.equal("::1", (s:peer()))
+    s:write("six\n")
+    assert.equal("six", s:read_line())
+    srv:close()
+  end)
+
   it("connects to Unix sockets", function()
     local path = os.tmpname()
     os.remove(path)
@@ -394,6 +404,37 @@ describe("tide.net timeouts and cancellation", function()
     bare:close()
     -- c still flushes in the background until the peer's reset ends it
     T.until_true(function() return T.handles() == before end)
+  end)
+
+  it("cancels a pending shutdown and refuses writes after it", function()
+    local psrv, streams, release = T.parking_server()
+    local c = net.connect("127.0.0.1", psrv.port)
+    T.until_true(function() return #streams == 1 end)
+    T.settle()
+    local before = T.handles()
+    -- the peer does not read: the shutdown waits behind the queued data
+    c:limits{high_water = 64 * 1024 * 1024}
+    c:write(("s"):rep(8 * 1024 * 1024))
+    local t = tide.spawn(c.shutdown, c)
+    tide.sleep(0.01)
+    assert.equal("waiting", t.status)
+    t:cancel()
+    assert.is_false(pcall(t.await, t))
+    assert.equal("cancelled", t.status)
+    local err = errof(c.write, c, "more")
+    assert.equal("EPIPE", err.code)
+    -- the peer drains: the shutdown completes and the peer sees the end
+    local peer, n = streams[1], 0
+    while true do
+      local d = peer:read()
+      if not d then break end
+      n = n + #d
+    end
+    assert.equal(8 * 1024 * 1024, n)
+    c:close()
+    release()
+    T.until_true(function() return T.handles() == before - 2 end)
+    psrv:close()
   end)
 
   it("ends a handler task when it is cancelled, without logging", function()
