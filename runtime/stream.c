@@ -28,8 +28,11 @@
 
 enum { KIND_TCP, KIND_PIPE, KIND_TTY };
 
+typedef struct lingering lingering_t;
+
 struct tide_stream {
   uv_stream_t *h;          /* NULL once closed */
+  lingering_t *lingering;  /* the runtime's list of lingering closes */
   tide_runtime_t *rt;
   char *buf;               /* read buffer: data at buf+pos, len bytes */
   size_t cap, pos, len;
@@ -388,18 +391,43 @@ int tide_stream_wait_write(lua_State *L, tide_stream_t *s, int flush,
 
 /* ---- life cycle ------------------------------------------------------------- */
 
-/* A closed stream whose queued data is still being flushed.  The
-** shutdown request's callback always comes (on completion, or with
-** UV_ECANCELED when the timer closed the handle first); it closes the
-** timer, whose close callback frees the record. */
-typedef struct {
+/* A closed stream whose queued data is still being flushed.  Two libuv
+** users hold it: the shutdown request (its callback always comes: on
+** completion, or with UV_ECANCELED once the handle is closed) and the
+** timer (until its close callback); the last one frees it.  Lingering
+** records are listed per runtime so that closing the runtime can close
+** them with their own callbacks, instead of the loop's teardown closing the
+** handles without freeing them. */
+typedef struct flush_rec linger_t;
+struct lingering {
+  linger_t *head;
+};
+
+struct flush_rec {
   uv_shutdown_t req;
   uv_timer_t timer;
-} linger_t;
+  linger_t *prev, *next;
+  lingering_t *owner;       /* NULL once unlisted */
+  int refs;
+};
+
+#define LINGERING_KEY "tide.stream.lingering"
+
+static void linger_unlist(linger_t *lg) {
+  if (!lg->owner) return;
+  if (lg->prev) lg->prev->next = lg->next;
+  else lg->owner->head = lg->next;
+  if (lg->next) lg->next->prev = lg->prev;
+  lg->owner = NULL;
+}
+
+static void linger_unref(linger_t *lg) {
+  if (--lg->refs == 0) free(lg);
+}
 
 static void on_linger_timer_closed(uv_handle_t *th) {
-  /* owns the linger record; both of its libuv users are done */
-  free(tide_container_of(th, linger_t, timer));
+  /* owns one reference to the linger record */
+  linger_unref(tide_container_of(th, linger_t, timer));
 }
 
 static void on_linger_timeout(uv_timer_t *th) {
@@ -411,14 +439,51 @@ static void on_linger_timeout(uv_timer_t *th) {
 }
 
 static void on_linger_shutdown(uv_shutdown_t *req, int status) {
-  /* owns req's linger record; the stream record is gone and the handle is
-  ** ours to close */
+  /* owns one reference to the linger record; the stream record is gone
+  ** and the handle is ours to close */
   linger_t *lg = (linger_t *)req;
   uv_handle_t *hh = (uv_handle_t *)req->handle;
   (void)status;
+  linger_unlist(lg);
   if (!uv_is_closing(hh)) uv_close(hh, on_close_free);
   if (!uv_is_closing((uv_handle_t *)&lg->timer))
     uv_close((uv_handle_t *)&lg->timer, on_linger_timer_closed);
+  linger_unref(lg);
+}
+
+/* __gc of the runtime's list of lingering streams (the Lua state is
+** closing): give up on the flushes. */
+static int lingering__gc(lua_State *L) {
+  lingering_t *ls = (lingering_t *)lua_touserdata(L, 1);
+  while (ls->head) {
+    linger_t *lg = ls->head;
+    uv_handle_t *hh = (uv_handle_t *)lg->req.handle;
+    linger_unlist(lg);
+    if (!uv_is_closing(hh)) uv_close(hh, on_close_free);
+    if (!uv_is_closing((uv_handle_t *)&lg->timer))
+      uv_close((uv_handle_t *)&lg->timer, on_linger_timer_closed);
+  }
+  return 0;
+}
+
+/* The runtime's list of lingering streams, made on first use.
+** [-0, +0, m] */
+static lingering_t *lingering_of(lua_State *L) {
+  lingering_t *ls;
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LINGERING_KEY) == LUA_TUSERDATA) {
+    ls = (lingering_t *)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return ls;
+  }
+  lua_pop(L, 1);
+  ls = (lingering_t *)lua_newuserdatauv(L, sizeof *ls, 0);
+  ls->head = NULL;
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, lingering__gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, LINGERING_KEY);
+  return ls;
 }
 
 void tide_stream_close(tide_stream_t *s) {
@@ -443,6 +508,12 @@ void tide_stream_close(tide_stream_t *s) {
     ** queued writes, or the linger timer gives up on the peer. */
     linger_t *lg = (linger_t *)malloc(sizeof *lg);
     if (lg && uv_shutdown(&lg->req, hh, on_linger_shutdown) == 0) {
+      lg->refs = 2;
+      lg->prev = NULL;
+      lg->owner = s->lingering;
+      lg->next = s->lingering->head;
+      if (lg->next) lg->next->prev = lg;
+      s->lingering->head = lg;
       uv_timer_init(hh->loop, &lg->timer);
       uv_timer_start(&lg->timer, on_linger_timeout, s->linger_ms, 0);
       return;
@@ -458,6 +529,7 @@ static int new_ud(lua_State *L) {
   tide_stream_t *s =
       (tide_stream_t *)lua_newuserdatauv(L, sizeof(tide_stream_t), 0);
   memset(s, 0, sizeof *s);
+  s->lingering = lingering_of(L);
   if (luaL_getmetatable(L, TIDE_STREAM_MT) == LUA_TNIL) {
     lua_pop(L, 1);
     tide_stream_open(L);

@@ -9,6 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "tide.h"
 #include "../../runtime/stream.h"
@@ -147,6 +151,48 @@ static const char *script =
   "if not ok then error(err, 0) end\n"
   "done = true\n";
 
+/* A runtime closed while a closed stream still flushes to a peer that
+** does not read: closing must free the lingering socket and its timer
+** (ASan's leak check and the loop's close would notice otherwise).  The
+** peer is a plain listening socket that never accepts, so nothing in the
+** runtime can end the flush early. */
+static const char *linger_script =
+  "local net = require 'tide.net'\n"
+  "local c = net.connect('127.0.0.1', peer_port)\n"
+  "c:limits{high_water = 64 * 1024 * 1024}\n"
+  "c:write(string.rep('z', 48 * 1024 * 1024))\n"
+  "c:close()\n"
+  "lingering = true\n";
+
+static void close_while_lingering(void) {
+  tide_runtime_t *rt = tide_runtime_new(NULL);
+  lua_State *L = tide_runtime_lua(rt);
+  struct sockaddr_in a;
+  socklen_t alen = sizeof a;
+  int i, st, fd = socket(AF_INET, SOCK_STREAM, 0);
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  CHECK(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
+  CHECK(listen(fd, 4) == 0);
+  CHECK(getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
+  lua_pushinteger(L, ntohs(a.sin_port));
+  lua_setglobal(L, "peer_port");
+  st = tide_spawn_string(rt, linger_script, "=linger", 0);
+  CHECK(st == LUA_OK);
+  lua_settop(L, 0);
+  for (i = 0; i < 1000; i++) {
+    tide_runtime_run(rt, TIDE_RUN_ONCE);
+    lua_getglobal(L, "lingering");
+    st = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (st) break;
+  }
+  CHECK(st);
+  tide_runtime_close(rt);
+  close(fd);
+}
+
 int main(void) {
   tide_runtime_t *rt = tide_runtime_new(NULL);
   lua_State *L;
@@ -174,6 +220,7 @@ int main(void) {
     fprintf(stderr, "load failed: %s\n", lua_tostring(L, -1));
   }
   tide_runtime_close(rt);
+  close_while_lingering();
   if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
   return failures ? 1 : 0;
 }
