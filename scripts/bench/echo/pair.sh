@@ -18,10 +18,17 @@ case $rt in
   *) echo "pair.sh: unknown runtime $rt" >&2; exit 2 ;;
 esac
 pin=()
-[ -n "${PIN_SERVER:-}" ] && command -v taskset >/dev/null && pin=(taskset -c "$PIN_SERVER")
+if [ -n "${PIN_SERVER:-}" ] && command -v taskset >/dev/null; then
+  pin=(taskset -c "$PIN_SERVER")
+fi
 "${pin[@]}" "${prog[@]}" server "$tmp/port" &
 server_pid=$!
-trap 'kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
+stop() {
+  kill "$server_pid" 2>/dev/null
+  wait "$server_pid" 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap stop EXIT
 for _ in $(seq 100); do
   [ -s "$tmp/port" ] && break
   sleep 0.05
@@ -29,7 +36,9 @@ done
 [ -s "$tmp/port" ] || { echo "pair.sh: $rt server did not start" >&2; exit 1; }
 
 pin=()
-[ -n "${PIN_CLIENT:-}" ] && command -v taskset >/dev/null && pin=(taskset -c "$PIN_CLIENT")
+if [ -n "${PIN_CLIENT:-}" ] && command -v taskset >/dev/null; then
+  pin=(taskset -c "$PIN_CLIENT")
+fi
 /usr/bin/time -o "$tmp/time" -f '%U %S' "${pin[@]}" "${prog[@]}" client \
   "$(cat "$tmp/port")" "$clients" "$seconds" "$size" "${WARMUP:-0.5}" |
   tee "$tmp/out"
