@@ -122,6 +122,7 @@ static int sep_found(tide_stream_t *s) {
   return 0;
 }
 
+/* Has the waiting reader got what it waits for (or a final status)? */
 static int reader_satisfied(tide_stream_t *s) {
   return s->rstatus != 0 || s->len >= s->need || (s->sep && sep_found(s));
 }
@@ -174,6 +175,8 @@ const char *tide_stream_buffered(tide_stream_t *s, size_t *len) {
   return s->buf ? s->buf + s->pos : "";
 }
 
+/* Drop n bytes from the front; an emptied large buffer is freed, and
+** reading resumes if the buffer fell below the read-ahead mark. */
 void tide_stream_consume(tide_stream_t *s, size_t n) {
   if (n > s->len) n = s->len;
   s->pos += n;
@@ -197,6 +200,7 @@ int tide_stream_read_status(const tide_stream_t *s) {
   return s->rstatus;
 }
 
+/* [-0, +0, v] */
 int tide_stream_raise_status(lua_State *L, int status, const char *op) {
   if (status == TIDE_STREAM_CLOSED)
     return tide_error_raisef(L, "ECLOSED", op, "stream is closed");
@@ -261,6 +265,7 @@ static int wait_read(lua_State *L, tide_stream_t *s, size_t need,
   return tide_wait_yield(L, w, what);
 }
 
+/* The public form of wait_read: a byte count only.  [-0, +0, e] */
 int tide_stream_wait_read(lua_State *L, tide_stream_t *s, size_t need,
                           lua_CFunction again, const char *what) {
   if (!s->h) return tide_stream_raise_status(L, TIDE_STREAM_CLOSED, what);
@@ -275,6 +280,9 @@ static void wake_all(tide_waitq_t *q) {
   while ((w = tide_waitq_pop(q)) != NULL) tide_wait_wake(w);
 }
 
+/* Wake the writers whose condition holds: back-pressure waiters once the
+** queue is at most the high-water mark, flushers once it is empty, all of
+** them on a write error or close. */
 static void wake_writers(tide_stream_t *s) {
   int failed = s->werr || !s->h;
   if (failed || s->queued <= s->high_water) wake_all(&s->writers);
@@ -293,6 +301,9 @@ static void on_write(uv_write_t *req, int status) {
   free(wr);
 }
 
+/* Queue bufs: uv_try_write first when nothing is queued (order is kept
+** because libuv refuses a try-write behind queued data), then one
+** uv_write of a single copy of the rest, owned by its request. */
 int tide_stream_writev(tide_stream_t *s, const uv_buf_t *bufs,
                        unsigned nbufs) {
   size_t total = 0, done = 0, off;
@@ -370,6 +381,7 @@ static int writer_resume(lua_State *L, tide_wait_t *w) {
   return again(L);
 }
 
+/* See stream.h.  [-0, +1 while waiting (the continuation), e] */
 int tide_stream_wait_write(lua_State *L, tide_stream_t *s, int flush,
                            lua_CFunction again, const char *what) {
   tide_task_t *t;
@@ -413,6 +425,7 @@ struct flush_rec {
 
 #define LINGERING_KEY "tide.stream.lingering"
 
+/* Take a lingering record out of its runtime's list. */
 static void linger_unlist(linger_t *lg) {
   if (!lg->owner) return;
   if (lg->prev) lg->prev->next = lg->next;
@@ -421,6 +434,7 @@ static void linger_unlist(linger_t *lg) {
   lg->owner = NULL;
 }
 
+/* One of the record's two libuv users is done; the last frees it. */
 static void linger_unref(linger_t *lg) {
   if (--lg->refs == 0) free(lg);
 }
@@ -486,6 +500,9 @@ static lingering_t *lingering_of(lua_State *L) {
   return ls;
 }
 
+/* Close (see stream.h): stop reading, free the buffer, wake the waiting
+** tasks, and either close the handle or, with data queued, let it flush
+** under the linger timer.  Runs no Lua, so __gc may call it. */
 void tide_stream_close(tide_stream_t *s) {
   uv_stream_t *hh = s->h;
   if (!hh) return;
@@ -539,6 +556,7 @@ static int new_ud(lua_State *L) {
   return 1;
 }
 
+/* Wrap a connected handle in a new Stream (see stream.h).  [-0, +1, m] */
 tide_stream_t *tide_stream_new(lua_State *L, uv_stream_t *handle) {
   tide_stream_t *s;
   lua_pushcfunction(L, new_ud);
@@ -587,6 +605,7 @@ void tide_stream_set_linger(tide_stream_t *s, uint64_t ms) {
   s->linger_ms = ms;
 }
 
+/* Push the peer's or local address.  [-0, +1|+2, m] */
 int tide_stream_push_addr(lua_State *L, tide_stream_t *s, int peer) {
   int r;
   if (!s->h) {
@@ -839,6 +858,7 @@ static int stream_local(lua_State *L) {
   return tide_stream_push_addr(L, S(L), 0);
 }
 
+/* The TCP handle of s, or an argument error.  [-0, +0, v] */
 static uv_tcp_t *check_tcp(lua_State *L, tide_stream_t *s) {
   if (s->kind != KIND_TCP) luaL_argerror(L, 1, "not a TCP stream");
   return (uv_tcp_t *)s->h;
@@ -865,6 +885,8 @@ static int stream_keepalive(lua_State *L) {
   return return_self(L);
 }
 
+/* Field k of the limits table at 2: a positive integer, or 0 when
+** absent.  [-0, +0, v] */
 static size_t opt_size(lua_State *L, const char *k) {
   lua_Integer v;
   if (lua_getfield(L, 2, k) == LUA_TNIL) {

@@ -65,6 +65,7 @@ static int raise_addr(lua_State *L, int uverr, const char *op,
   return lua_error(L);
 }
 
+/* A port number argument (0-65535).  [-0, +0, v] */
 static int check_port(lua_State *L, int idx) {
   lua_Integer port = luaL_checkinteger(L, idx);
   luaL_argcheck(L, port >= 0 && port <= 65535, idx, "port out of range");
@@ -176,6 +177,7 @@ typedef struct {
   int resolving;
 } conn_t;
 
+/* Free a connect operation and its resolved addresses. */
 static void conn_free(conn_t *c) {
   if (c->res) uv_freeaddrinfo(c->res);
   free(c);
@@ -282,6 +284,7 @@ static int conn_resume(lua_State *L, tide_wait_t *w) {
   return 1;
 }
 
+/* Allocate a connect operation with its wait.  [-0, +0, v] */
 static conn_t *conn_new(lua_State *L) {
   conn_t *c = (conn_t *)calloc(1, sizeof *c);
   if (!c) tide_error_raise(L, UV_ENOMEM, "net.connect", NULL);
@@ -585,6 +588,7 @@ typedef struct {
   int err;
 } udp_t;
 
+/* The open UDP socket at 1, or raise.  [-0, +0, v] */
 static udp_t *check_udp(lua_State *L) {
   udp_t *u = (udp_t *)luaL_checkudata(L, 1, UDP_MT);
   if (!u->h) tide_error_raisef(L, "ECLOSED", "udp", "socket is closed");
@@ -826,6 +830,8 @@ static const luaL_Reg net_funcs[] = {
   {NULL, NULL}
 };
 
+/* Register a metatable with its metamethods and an __index table of
+** methods.  [-0, +0, m] */
 static void new_class(lua_State *L, const char *name, const luaL_Reg *meta,
                       const luaL_Reg *methods) {
   if (luaL_newmetatable(L, name)) {
