@@ -31,28 +31,28 @@ enum { KIND_TCP, KIND_PIPE, KIND_TTY };
 typedef struct lingering lingering_t;
 
 struct tide_stream {
-  uv_stream_t *h;          /* NULL once closed */
-  lingering_t *lingering;  /* the runtime's list of lingering closes */
+  uv_stream_t *h;         /* NULL once closed */
+  lingering_t *lingering; /* the runtime's list of lingering closes */
   tide_runtime_t *rt;
-  char *buf;               /* read buffer: data at buf+pos, len bytes */
+  char *buf; /* read buffer: data at buf+pos, len bytes */
   size_t cap, pos, len;
   size_t read_ahead, high_water, max_line;
-  size_t queued;           /* bytes in uv_write requests */
-  uint64_t linger_ms;      /* flush time allowed after close */
+  size_t queued;      /* bytes in uv_write requests */
+  uint64_t linger_ms; /* flush time allowed after close */
   /* the one waiting reader and what it waits for */
   tide_wait_t *reader;
   lua_CFunction again;
-  size_t need;             /* wake once len >= need ... */
-  const char *sep;         /* ... or once sep is in the buffer */
-  size_t seplen, scan;     /* scan: bytes known not to start a match */
-  tide_waitq_t writers;    /* tasks waiting for queued <= high_water */
-  tide_waitq_t flushers;   /* tasks waiting for queued == 0 */
-  int rstatus;             /* 0, UV_EOF or a libuv error */
-  int werr;                /* first failed write */
+  size_t need;           /* wake once len >= need ... */
+  const char *sep;       /* ... or once sep is in the buffer */
+  size_t seplen, scan;   /* scan: bytes known not to start a match */
+  tide_waitq_t writers;  /* tasks waiting for queued <= high_water */
+  tide_waitq_t flushers; /* tasks waiting for queued == 0 */
+  int rstatus;           /* 0, UV_EOF or a libuv error */
+  int werr;              /* first failed write */
   uint8_t kind;
-  uint8_t armed;           /* a read operation happened: read ahead */
-  uint8_t reading;         /* uv_read_start is in effect */
-  uint8_t shut;            /* shutdown() was called: no more writes */
+  uint8_t armed;   /* a read operation happened: read ahead */
+  uint8_t reading; /* uv_read_start is in effect */
+  uint8_t shut;    /* shutdown() was called: no more writes */
 };
 
 /* A queued write: the request and its own copy of the data. */
@@ -66,7 +66,7 @@ typedef struct {
 typedef struct {
   uv_shutdown_t req;
   tide_wait_t wait;
-  tide_stream_t *s;        /* valid while a task waits (it holds it) */
+  tide_stream_t *s; /* valid while a task waits (it holds it) */
   int status;
 } shutreq_t;
 
@@ -75,7 +75,7 @@ static void on_close_free(uv_handle_t *h) {
   free(h);
 }
 
-/* ---- reading -------------------------------------------------------------- */
+/* ---- reading ------------------------------------------------------------- */
 
 static void update_reading(tide_stream_t *s);
 
@@ -158,8 +158,10 @@ static void update_reading(tide_stream_t *s) {
              (s->reader || s->len < s->read_ahead);
   if (want && !s->reading) {
     int r = uv_read_start(s->h, on_alloc, on_read);
-    if (r < 0) s->rstatus = r;
-    else s->reading = 1;
+    if (r < 0)
+      s->rstatus = r;
+    else
+      s->reading = 1;
   } else if (!want && s->reading) {
     uv_read_stop(s->h);
     s->reading = 0;
@@ -273,7 +275,7 @@ int tide_stream_wait_read(lua_State *L, tide_stream_t *s, size_t need,
   return wait_read(L, s, need, NULL, 0, again, what);
 }
 
-/* ---- writing -------------------------------------------------------------- */
+/* ---- writing ------------------------------------------------------------- */
 
 static void wake_all(tide_waitq_t *q) {
   tide_wait_t *w;
@@ -304,8 +306,7 @@ static void on_write(uv_write_t *req, int status) {
 /* Queue bufs: uv_try_write first when nothing is queued (order is kept
 ** because libuv refuses a try-write behind queued data), then one
 ** uv_write of a single copy of the rest, owned by its request. */
-int tide_stream_writev(tide_stream_t *s, const uv_buf_t *bufs,
-                       unsigned nbufs) {
+int tide_stream_writev(tide_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
   size_t total = 0, done = 0, off;
   unsigned i;
   wreq_t *wr;
@@ -359,7 +360,9 @@ int tide_stream_write(tide_stream_t *s, const char *data, size_t len) {
   return tide_stream_writev(s, &b, 1);
 }
 
-size_t tide_stream_write_queued(const tide_stream_t *s) { return s->queued; }
+size_t tide_stream_write_queued(const tide_stream_t *s) {
+  return s->queued;
+}
 
 /* Cancel hooks of writers: leave the waiter list (the data stays queued).
 ** The waits are the tasks' own, so there is nothing to free. */
@@ -388,20 +391,19 @@ int tide_stream_wait_write(lua_State *L, tide_stream_t *s, int flush,
   tide_wait_t *w;
   if (!s->h) return tide_stream_raise_status(L, TIDE_STREAM_CLOSED, what);
   if (s->werr) return tide_error_raise(L, s->werr, what, NULL);
-  if (s->queued == 0 || (!flush && s->queued <= s->high_water))
-    return again(L);
+  if (s->queued == 0 || (!flush && s->queued <= s->high_water)) return again(L);
   t = tide_async_check(L, what);
   w = tide_task_self_wait(t);
   /* Several tasks may wait, each with its own continuation: keep it on
   ** the waiting task's stack rather than in the stream. */
   lua_pushcfunction(L, again);
-  tide_wait_init(w, flush ? flusher_cancel : writer_cancel, writer_resume,
-                 s, 0);
+  tide_wait_init(w, flush ? flusher_cancel : writer_cancel, writer_resume, s,
+                 0);
   tide_waitq_push(flush ? &s->flushers : &s->writers, w);
   return tide_wait_yield(L, w, what);
 }
 
-/* ---- life cycle ------------------------------------------------------------- */
+/* ---- life cycle ---------------------------------------------------------- */
 
 /* A closed stream whose queued data is still being flushed.  Two libuv
 ** users hold it: the shutdown request (its callback always comes: on
@@ -419,7 +421,7 @@ struct flush_rec {
   uv_shutdown_t req;
   uv_timer_t timer;
   linger_t *prev, *next;
-  lingering_t *owner;       /* NULL once unlisted */
+  lingering_t *owner; /* NULL once unlisted */
   int refs;
 };
 
@@ -428,8 +430,10 @@ struct flush_rec {
 /* Take a lingering record out of its runtime's list. */
 static void linger_unlist(linger_t *lg) {
   if (!lg->owner) return;
-  if (lg->prev) lg->prev->next = lg->next;
-  else lg->owner->head = lg->next;
+  if (lg->prev)
+    lg->prev->next = lg->next;
+  else
+    lg->owner->head = lg->next;
   if (lg->next) lg->next->prev = lg->prev;
   lg->owner = NULL;
 }
@@ -572,8 +576,9 @@ tide_stream_t *tide_stream_new(lua_State *L, uv_stream_t *handle) {
   s->high_water = TIDE_STREAM_HIGH_WATER;
   s->max_line = TIDE_STREAM_MAX_LINE;
   s->linger_ms = TIDE_STREAM_LINGER_MS;
-  s->kind = handle->type == UV_TCP ? KIND_TCP
-          : handle->type == UV_TTY ? KIND_TTY : KIND_PIPE;
+  s->kind = handle->type == UV_TCP   ? KIND_TCP
+            : handle->type == UV_TTY ? KIND_TTY
+                                     : KIND_PIPE;
   handle->data = s;
   return s;
 }
@@ -584,13 +589,16 @@ tide_stream_t *tide_stream_to(lua_State *L, int idx) {
 
 tide_stream_t *tide_stream_check(lua_State *L, int idx, const char *op) {
   tide_stream_t *s = (tide_stream_t *)luaL_checkudata(L, idx, TIDE_STREAM_MT);
-  if (tide_unlikely(!s->h))
-    tide_stream_raise_status(L, TIDE_STREAM_CLOSED, op);
+  if (tide_unlikely(!s->h)) tide_stream_raise_status(L, TIDE_STREAM_CLOSED, op);
   return s;
 }
 
-uv_stream_t *tide_stream_handle(tide_stream_t *s) { return s->h; }
-int tide_stream_closed(const tide_stream_t *s) { return s->h == NULL; }
+uv_stream_t *tide_stream_handle(tide_stream_t *s) {
+  return s->h;
+}
+int tide_stream_closed(const tide_stream_t *s) {
+  return s->h == NULL;
+}
 
 void tide_stream_set_limits(tide_stream_t *s, size_t read_ahead,
                             size_t high_water, size_t max_line) {
@@ -614,10 +622,10 @@ int tide_stream_push_addr(lua_State *L, tide_stream_t *s, int peer) {
     struct sockaddr_storage ss;
     int len = (int)sizeof ss;
     char host[INET6_ADDRSTRLEN];
-    r = peer ? uv_tcp_getpeername((uv_tcp_t *)s->h, (struct sockaddr *)&ss,
-                                  &len)
-             : uv_tcp_getsockname((uv_tcp_t *)s->h, (struct sockaddr *)&ss,
-                                  &len);
+    r = peer
+            ? uv_tcp_getpeername((uv_tcp_t *)s->h, (struct sockaddr *)&ss, &len)
+            : uv_tcp_getsockname((uv_tcp_t *)s->h, (struct sockaddr *)&ss,
+                                 &len);
     if (r == 0) {
       if (ss.ss_family == AF_INET6) {
         struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
@@ -649,7 +657,7 @@ int tide_stream_push_addr(lua_State *L, tide_stream_t *s, int peer) {
   return 2;
 }
 
-/* ---- Lua methods ---------------------------------------------------------- */
+/* ---- Lua methods --------------------------------------------------------- */
 
 #define S(L) tide_stream_check(L, 1, NULL)
 
@@ -707,8 +715,8 @@ static int stream_read_exactly(lua_State *L) {
 
 /* The shared body of read_line and read_until: find sep within max bytes.
 ** Returns 1 with the result pushed, 0 when it must wait, or raises. */
-static int until(lua_State *L, tide_stream_t *s, const char *sep,
-                 size_t seplen, size_t max, int line, const char *op) {
+static int until(lua_State *L, tide_stream_t *s, const char *sep, size_t seplen,
+                 size_t max, int line, const char *op) {
   const char *p = s->buf ? s->buf + s->pos : "";
   const char *hit = s->len >= seplen ? memmem(p, s->len, sep, seplen) : NULL;
   if (hit) {
@@ -758,10 +766,9 @@ static int stream_read_until(lua_State *L) {
   lua_Integer max = luaL_optinteger(L, 3, (lua_Integer)s->max_line);
   luaL_argcheck(L, seplen > 0, 2, "empty separator");
   luaL_argcheck(L, max >= 0, 3, "must not be negative");
-  if (until(L, s, sep, seplen, (size_t)max, 0, "stream.read_until"))
-    return 1;
-  return wait_read(L, s, (size_t)max + seplen, sep, seplen,
-                   stream_read_until, "stream.read_until");
+  if (until(L, s, sep, seplen, (size_t)max, 0, "stream.read_until")) return 1;
+  return wait_read(L, s, (size_t)max + seplen, sep, seplen, stream_read_until,
+                   "stream.read_until");
 }
 
 static int return_self(lua_State *L) {
@@ -924,30 +931,19 @@ static int stream__tostring(lua_State *L) {
 }
 
 static const luaL_Reg stream_methods[] = {
-  {"read", stream_read},
-  {"read_exactly", stream_read_exactly},
-  {"read_line", stream_read_line},
-  {"read_until", stream_read_until},
-  {"write", stream_write},
-  {"flush", stream_flush},
-  {"shutdown", stream_shutdown},
-  {"close", stream_close},
-  {"closed", stream_closed},
-  {"peer", stream_peer},
-  {"local_addr", stream_local},
-  {"local", stream_local},
-  {"nodelay", stream_nodelay},
-  {"keepalive", stream_keepalive},
-  {"limits", stream_limits},
-  {NULL, NULL}
-};
+    {"read", stream_read},           {"read_exactly", stream_read_exactly},
+    {"read_line", stream_read_line}, {"read_until", stream_read_until},
+    {"write", stream_write},         {"flush", stream_flush},
+    {"shutdown", stream_shutdown},   {"close", stream_close},
+    {"closed", stream_closed},       {"peer", stream_peer},
+    {"local_addr", stream_local},    {"local", stream_local},
+    {"nodelay", stream_nodelay},     {"keepalive", stream_keepalive},
+    {"limits", stream_limits},       {NULL, NULL}};
 
-static const luaL_Reg stream_meta[] = {
-  {"__gc", stream_close},
-  {"__close", stream_close},
-  {"__tostring", stream__tostring},
-  {NULL, NULL}
-};
+static const luaL_Reg stream_meta[] = {{"__gc", stream_close},
+                                       {"__close", stream_close},
+                                       {"__tostring", stream__tostring},
+                                       {NULL, NULL}};
 
 void tide_stream_open(lua_State *L) {
   struct sigaction sa;

@@ -52,20 +52,20 @@ extern "C" {
 
 /* Default limits; change them per stream with tide_stream_set_limits or
 ** stream:limits{} from Lua. */
-#define TIDE_STREAM_READ_AHEAD (64 * 1024)  /* bytes buffered ahead of a
-                                               reader before reading stops */
-#define TIDE_STREAM_HIGH_WATER (64 * 1024)  /* queued bytes above which a
-                                               writer suspends */
-#define TIDE_STREAM_MAX_LINE (64 * 1024)    /* read_line / read_until cap */
-#define TIDE_STREAM_MAX_READ (1024 * 1024)  /* largest chunk read(n)
-                                               returns */
-#define TIDE_STREAM_LINGER_MS 30000         /* how long a closed stream
-                                               may take to flush its
-                                               queued data */
+/* bytes buffered ahead of a reader before reading stops */
+#define TIDE_STREAM_READ_AHEAD (64 * 1024)
+/* queued bytes above which a writer suspends */
+#define TIDE_STREAM_HIGH_WATER (64 * 1024)
+/* the read_line / read_until cap */
+#define TIDE_STREAM_MAX_LINE (64 * 1024)
+/* the largest chunk read(n) returns */
+#define TIDE_STREAM_MAX_READ (1024 * 1024)
+/* how long a closed stream may take to flush its queued data */
+#define TIDE_STREAM_LINGER_MS 30000
 
 /* Read status values besides 0 (open) and UV_EOF / negative libuv
 ** errors. */
-#define TIDE_STREAM_CLOSED (-0x7e11)        /* closed by this side */
+#define TIDE_STREAM_CLOSED (-0x7e11) /* closed by this side */
 
 typedef struct tide_stream tide_stream_t;
 
@@ -123,8 +123,7 @@ TIDE_API int tide_stream_read_status(const tide_stream_t *s);
 /* Raise the tide.Error for a non-zero read status (ECLOSED for
 ** TIDE_STREAM_CLOSED, EOF as EPROTO "unexpected end of stream").
 ** [-0, +0, v] */
-TIDE_API int tide_stream_raise_status(lua_State *L, int status,
-                                      const char *op);
+TIDE_API int tide_stream_raise_status(lua_State *L, int status, const char *op);
 
 /* Async: suspend the running task until at least `need` bytes are
 ** buffered, or the read status becomes non-zero (EOF, error), then call
@@ -136,9 +135,8 @@ TIDE_API int tide_stream_raise_status(lua_State *L, int status,
 ** it).  Raises ECLOSED if the stream is or gets closed, and the usual
 ** errors of tide_async_check.  One task may wait to read at a time; a
 ** second raises an error.  Cancellation leaves the buffer as it was. */
-TIDE_API int tide_stream_wait_read(lua_State *L, tide_stream_t *s,
-                                   size_t need, lua_CFunction again,
-                                   const char *what);
+TIDE_API int tide_stream_wait_read(lua_State *L, tide_stream_t *s, size_t need,
+                                   lua_CFunction again, const char *what);
 
 /* ---- writing ------------------------------------------------------------ */
 
@@ -147,8 +145,7 @@ TIDE_API int tide_stream_wait_read(lua_State *L, tide_stream_t *s,
 ** libuv error: the error of an earlier queued write (EPIPE, ECONNRESET,
 ** ...), or TIDE_STREAM_CLOSED.  The caller's buffers may be reused at once.
 */
-TIDE_API int tide_stream_write(tide_stream_t *s, const char *data,
-                               size_t len);
+TIDE_API int tide_stream_write(tide_stream_t *s, const char *data, size_t len);
 TIDE_API int tide_stream_writev(tide_stream_t *s, const uv_buf_t *bufs,
                                 unsigned nbufs);
 
@@ -160,15 +157,13 @@ TIDE_API size_t tide_stream_write_queued(const tide_stream_t *s);
 ** 0), then call `again(L)` as tide_stream_wait_read does (at once if the
 ** condition holds).  Raises the pending write error, or ECLOSED.  Several
 ** tasks may wait.  Cancelling the wait does not unqueue the data. */
-TIDE_API int tide_stream_wait_write(lua_State *L, tide_stream_t *s,
-                                    int flush, lua_CFunction again,
-                                    const char *what);
+TIDE_API int tide_stream_wait_write(lua_State *L, tide_stream_t *s, int flush,
+                                    lua_CFunction again, const char *what);
 
 /* Push the peer's / local address of a TCP stream as host, port (two
 ** values) or a Unix socket's path (one value); pushes nil and the error
 ** name on failure.  Returns the number of values pushed.  [-0, +n, m] */
-TIDE_API int tide_stream_push_addr(lua_State *L, tide_stream_t *s,
-                                   int peer);
+TIDE_API int tide_stream_push_addr(lua_State *L, tide_stream_t *s, int peer);
 
 /* Register the tide.Stream metatable (done by tide_stream_new too).
 ** [-0, +0, m] */

@@ -72,7 +72,7 @@ static int check_port(lua_State *L, int idx) {
   return (int)port;
 }
 
-/* ---- resolve -------------------------------------------------------------- */
+/* ---- resolve ------------------------------------------------------------- */
 
 typedef struct {
   uv_getaddrinfo_t req;
@@ -110,12 +110,12 @@ static int gai_resume(lua_State *L, tide_wait_t *w) {
     if (res) uv_freeaddrinfo(res);
     return raise_addr(L, status, "net.resolve", lua_tostring(L, 1));
   }
-  lua_newtable(L);                 /* list */
-  lua_newtable(L);                 /* seen */
+  lua_newtable(L); /* list */
+  lua_newtable(L); /* seen */
   for (ai = res; ai; ai = ai->ai_next) {
     if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
     push_sockaddr(L, ai->ai_addr);
-    lua_pop(L, 1);                 /* the port */
+    lua_pop(L, 1); /* the port */
     lua_pushvalue(L, -1);
     if (lua_rawget(L, -3) != LUA_TNIL) {
       lua_pop(L, 2);
@@ -143,10 +143,14 @@ static int net_resolve(lua_State *L) {
   int r;
   memset(&hints, 0, sizeof hints);
   hints.ai_socktype = SOCK_STREAM;
-  if (!fam) hints.ai_family = AF_UNSPEC;
-  else if (strcmp(fam, "inet") == 0) hints.ai_family = AF_INET;
-  else if (strcmp(fam, "inet6") == 0) hints.ai_family = AF_INET6;
-  else return luaL_argerror(L, 2, "\"inet\" or \"inet6\" expected");
+  if (!fam)
+    hints.ai_family = AF_UNSPEC;
+  else if (strcmp(fam, "inet") == 0)
+    hints.ai_family = AF_INET;
+  else if (strcmp(fam, "inet6") == 0)
+    hints.ai_family = AF_INET6;
+  else
+    return luaL_argerror(L, 2, "\"inet\" or \"inet6\" expected");
   t = tide_async_check(L, "net.resolve");
   (void)t;
   g = (gai_t *)calloc(1, sizeof *g);
@@ -161,7 +165,7 @@ static int net_resolve(lua_State *L) {
   return tide_wait_yield(L, &g->wait, "net.resolve");
 }
 
-/* ---- connect -------------------------------------------------------------- */
+/* ---- connect ------------------------------------------------------------- */
 
 /* One connect operation: resolve (unless the host is a literal), then try
 ** each address until one connects.  All of it runs in callbacks; the task
@@ -171,8 +175,8 @@ typedef struct {
   uv_getaddrinfo_t gai;
   uv_connect_t conn;
   uv_loop_t *loop;
-  struct addrinfo *res, *cur;  /* resolved list and the next to try */
-  uv_stream_t *h;              /* the attempt in flight, or the winner */
+  struct addrinfo *res, *cur; /* resolved list and the next to try */
+  uv_stream_t *h;             /* the attempt in flight, or the winner */
   int status;
   int resolving;
 } conn_t;
@@ -274,8 +278,9 @@ static int conn_resume(lua_State *L, tide_wait_t *w) {
   conn_free(c);
   if (!h) {
     const char *addr = lua_isstring(L, 2)
-        ? lua_pushfstring(L, "%s:%s", lua_tostring(L, 1), lua_tostring(L, 2))
-        : lua_tostring(L, 1);
+                           ? lua_pushfstring(L, "%s:%s", lua_tostring(L, 1),
+                                             lua_tostring(L, 2))
+                           : lua_tostring(L, 1);
     return raise_addr(L, status, "net.connect", addr);
   }
   s = tide_stream_new(L, h);
@@ -358,16 +363,16 @@ static int net_connect_pipe(lua_State *L) {
   return tide_wait_yield(L, &c->wait, "net.connect");
 }
 
-/* ---- servers --------------------------------------------------------------- */
+/* ---- servers ------------------------------------------------------------- */
 
 typedef struct {
-  uv_stream_t *h;            /* listening handle; NULL once closed */
+  uv_stream_t *h; /* listening handle; NULL once closed */
   tide_runtime_t *rt;
-  tide_wait_t *acceptor;     /* the task waiting in accept() */
+  tide_wait_t *acceptor;             /* the task waiting in accept() */
   uv_stream_t *pending[PENDING_MAX]; /* accepted, not yet taken (a ring) */
   int head, npending;
-  int backlogged;            /* a connection waits in the kernel */
-  int err;                   /* a listen error to report */
+  int backlogged; /* a connection waits in the kernel */
+  int err;        /* a listen error to report */
 } server_t;
 
 /* Accept one connection from the kernel into the pending ring. */
@@ -560,31 +565,27 @@ static int net_listen_pipe(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg server_methods[] = {
-  {"accept", server_accept},
-  {"close", server_close},
-  {"closed", server_closed},
-  {"port", server_port},
-  {NULL, NULL}
-};
+static const luaL_Reg server_methods[] = {{"accept", server_accept},
+                                          {"close", server_close},
+                                          {"closed", server_closed},
+                                          {"port", server_port},
+                                          {NULL, NULL}};
 
-static const luaL_Reg server_meta[] = {
-  {"__gc", server_close},
-  {"__close", server_close},
-  {"__tostring", server__tostring},
-  {NULL, NULL}
-};
+static const luaL_Reg server_meta[] = {{"__gc", server_close},
+                                       {"__close", server_close},
+                                       {"__tostring", server__tostring},
+                                       {NULL, NULL}};
 
-/* ---- UDP ------------------------------------------------------------------- */
+/* ---- UDP ----------------------------------------------------------------- */
 
 typedef struct {
-  uv_udp_t *h;               /* NULL once closed */
+  uv_udp_t *h; /* NULL once closed */
   tide_runtime_t *rt;
   tide_wait_t *reader;
-  char *buf;                 /* one datagram, UDP_BUF bytes */
+  char *buf; /* one datagram, UDP_BUF bytes */
   size_t len;
   struct sockaddr_storage from;
-  int have;                  /* a datagram is in buf */
+  int have; /* a datagram is in buf */
   int err;
 } udp_t;
 
@@ -619,9 +620,9 @@ static void on_udp_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *b,
     u->err = (int)n;
   } else {
     u->len = (size_t)n;
-    memcpy(&u->from, addr, addr->sa_family == AF_INET6
-                               ? sizeof(struct sockaddr_in6)
-                               : sizeof(struct sockaddr_in));
+    memcpy(&u->from, addr,
+           addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                       : sizeof(struct sockaddr_in));
     u->have = 1;
   }
   uv_udp_recv_stop(h);
@@ -779,29 +780,25 @@ static int net_udp(lua_State *L) {
 }
 
 static const luaL_Reg udp_methods[] = {
-  {"send", udp_send},
-  {"recv", udp_recv},
-  {"close", udp_close},
-  {"closed", udp_closed},
-  {"local_addr", udp_local},
-  {NULL, NULL}
-};
+    {"send", udp_send},     {"recv", udp_recv},        {"close", udp_close},
+    {"closed", udp_closed}, {"local_addr", udp_local}, {NULL, NULL}};
 
-static const luaL_Reg udp_meta[] = {
-  {"__gc", udp_close},
-  {"__close", udp_close},
-  {"__tostring", udp__tostring},
-  {NULL, NULL}
-};
+static const luaL_Reg udp_meta[] = {{"__gc", udp_close},
+                                    {"__close", udp_close},
+                                    {"__tostring", udp__tostring},
+                                    {NULL, NULL}};
 
 /* is_ip(s) -> "inet" | "inet6" | nil */
 static int net_is_ip(lua_State *L) {
   const char *s = luaL_checkstring(L, 1);
   struct sockaddr_in a4;
   struct sockaddr_in6 a6;
-  if (uv_ip4_addr(s, 0, &a4) == 0) lua_pushliteral(L, "inet");
-  else if (uv_ip6_addr(s, 0, &a6) == 0) lua_pushliteral(L, "inet6");
-  else lua_pushnil(L);
+  if (uv_ip4_addr(s, 0, &a4) == 0)
+    lua_pushliteral(L, "inet");
+  else if (uv_ip6_addr(s, 0, &a6) == 0)
+    lua_pushliteral(L, "inet6");
+  else
+    lua_pushnil(L);
   return 1;
 }
 
@@ -818,17 +815,15 @@ static int net_handles(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg net_funcs[] = {
-  {"_handles", net_handles},
-  {"resolve", net_resolve},
-  {"connect_tcp", net_connect_tcp},
-  {"connect_pipe", net_connect_pipe},
-  {"listen_tcp", net_listen_tcp},
-  {"listen_pipe", net_listen_pipe},
-  {"udp", net_udp},
-  {"is_ip", net_is_ip},
-  {NULL, NULL}
-};
+static const luaL_Reg net_funcs[] = {{"_handles", net_handles},
+                                     {"resolve", net_resolve},
+                                     {"connect_tcp", net_connect_tcp},
+                                     {"connect_pipe", net_connect_pipe},
+                                     {"listen_tcp", net_listen_tcp},
+                                     {"listen_pipe", net_listen_pipe},
+                                     {"udp", net_udp},
+                                     {"is_ip", net_is_ip},
+                                     {NULL, NULL}};
 
 /* Register a metatable with its metamethods and an __index table of
 ** methods.  [-0, +0, m] */

@@ -19,13 +19,12 @@
 
 static int failures = 0;
 
-#define CHECK(cond)                                                   \
-  do {                                                                \
-    if (!(cond)) {                                                    \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-              #cond);                                                 \
-      failures++;                                                     \
-    }                                                                 \
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      failures++;                                                              \
+    }                                                                          \
   } while (0)
 
 /* count_lines(stream, lines, bytes) -> lines, bytes at end of stream.
@@ -98,58 +97,55 @@ static int write_blob(lua_State *L) {
 
 static int open_test(lua_State *L) {
   static const luaL_Reg funcs[] = {
-    {"count_lines", count_lines},
-    {"write_blob", write_blob},
-    {NULL, NULL}
-  };
+      {"count_lines", count_lines}, {"write_blob", write_blob}, {NULL, NULL}};
   luaL_newlib(L, funcs);
   return 1;
 }
 
 static const char *script =
-  "local net = require 'tide.net'\n"
-  "local t = require 'streamtest'\n"
-  "local got, srv, srv2 = tide.future()\n"
-  "local ok, err = pcall(function()\n"
-  "srv = net.listen{port = 0, handler = function(s)\n"
-  "  got:set(t.count_lines(s))\n"
-  "end}\n"
-  "local c = net.connect('127.0.0.1', srv.port)\n"
-  "-- lines arrive cut in odd places, with pauses in between\n"
-  "for _, piece in ipairs{'one\\ntw', 'o\\n', 'thr', 'ee\\nfour', '\\n'} do\n"
-  "  c:write(piece)\n"
-  "  tide.sleep(0.01)\n"
-  "end\n"
-  "c:close()\n"
-  "local lines, bytes = tide.timeout(10, got.await, got)\n"
-  "assert(lines == 4, 'lines ' .. tostring(lines))\n"
-  "assert(bytes == 15, 'bytes ' .. tostring(bytes))\n"
-  "-- C writes with back-pressure against a slow reader\n"
-  "local total = tide.future()\n"
-  "srv2 = net.listen{port = 0, handler = function(s)\n"
-  "  local n = 0\n"
-  "  tide.sleep(0.05)\n"
-  "  while true do\n"
-  "    local d = s:read()\n"
-  "    if not d then break end\n"
-  "    assert(not d:find('[^b]'))\n"
-  "    n = n + #d\n"
-  "  end\n"
-  "  total:set(n)\n"
-  "end}\n"
-  "local w = net.connect('127.0.0.1', srv2.port)\n"
-  "assert(t.write_blob(w, 3 * 1024 * 1024 + 5) == 0)\n"
-  "w:close()\n"
-  "assert(tide.timeout(10, total.await, total) == 3 * 1024 * 1024 + 5)\n"
-  "-- a closed stream is refused\n"
-  "local ok2, err2 = pcall(t.count_lines, w)\n"
-  "assert(not ok2 and err2.code == 'ECLOSED')\n"
-  "end)\n"
-  "-- close the servers whatever happened, so the loop can end\n"
-  "if srv then srv:close() end\n"
-  "if srv2 then srv2:close() end\n"
-  "if not ok then error(err, 0) end\n"
-  "done = true\n";
+    "local net = require 'tide.net'\n"
+    "local t = require 'streamtest'\n"
+    "local got, srv, srv2 = tide.future()\n"
+    "local ok, err = pcall(function()\n"
+    "srv = net.listen{port = 0, handler = function(s)\n"
+    "  got:set(t.count_lines(s))\n"
+    "end}\n"
+    "local c = net.connect('127.0.0.1', srv.port)\n"
+    "-- lines arrive cut in odd places, with pauses in between\n"
+    "for _, piece in ipairs{'one\\ntw', 'o\\n', 'thr', 'ee\\nfour', '\\n'} do\n"
+    "  c:write(piece)\n"
+    "  tide.sleep(0.01)\n"
+    "end\n"
+    "c:close()\n"
+    "local lines, bytes = tide.timeout(10, got.await, got)\n"
+    "assert(lines == 4, 'lines ' .. tostring(lines))\n"
+    "assert(bytes == 15, 'bytes ' .. tostring(bytes))\n"
+    "-- C writes with back-pressure against a slow reader\n"
+    "local total = tide.future()\n"
+    "srv2 = net.listen{port = 0, handler = function(s)\n"
+    "  local n = 0\n"
+    "  tide.sleep(0.05)\n"
+    "  while true do\n"
+    "    local d = s:read()\n"
+    "    if not d then break end\n"
+    "    assert(not d:find('[^b]'))\n"
+    "    n = n + #d\n"
+    "  end\n"
+    "  total:set(n)\n"
+    "end}\n"
+    "local w = net.connect('127.0.0.1', srv2.port)\n"
+    "assert(t.write_blob(w, 3 * 1024 * 1024 + 5) == 0)\n"
+    "w:close()\n"
+    "assert(tide.timeout(10, total.await, total) == 3 * 1024 * 1024 + 5)\n"
+    "-- a closed stream is refused\n"
+    "local ok2, err2 = pcall(t.count_lines, w)\n"
+    "assert(not ok2 and err2.code == 'ECLOSED')\n"
+    "end)\n"
+    "-- close the servers whatever happened, so the loop can end\n"
+    "if srv then srv:close() end\n"
+    "if srv2 then srv2:close() end\n"
+    "if not ok then error(err, 0) end\n"
+    "done = true\n";
 
 /* A runtime closed while a closed stream still flushes to a peer that
 ** does not read: closing must free the lingering socket and its timer
@@ -157,12 +153,12 @@ static const char *script =
 ** peer is a plain listening socket that never accepts, so nothing in the
 ** runtime can end the flush early. */
 static const char *linger_script =
-  "local net = require 'tide.net'\n"
-  "local c = net.connect('127.0.0.1', peer_port)\n"
-  "c:limits{high_water = 64 * 1024 * 1024}\n"
-  "c:write(string.rep('z', 48 * 1024 * 1024))\n"
-  "c:close()\n"
-  "lingering = true\n";
+    "local net = require 'tide.net'\n"
+    "local c = net.connect('127.0.0.1', peer_port)\n"
+    "c:limits{high_water = 64 * 1024 * 1024}\n"
+    "c:write(string.rep('z', 48 * 1024 * 1024))\n"
+    "c:close()\n"
+    "lingering = true\n";
 
 static void close_while_lingering(void) {
   tide_runtime_t *rt = tide_runtime_new(NULL);
@@ -207,8 +203,7 @@ int main(void) {
     tide_runtime_run(rt, TIDE_RUN_DEFAULT);
     st = tide_task_outcome(L, -1);
     if (st < 0) {
-      fprintf(stderr, "script failed: %s\n",
-              luaL_tolstring(L, -1, NULL));
+      fprintf(stderr, "script failed: %s\n", luaL_tolstring(L, -1, NULL));
       lua_pop(L, 1);
     }
     CHECK(st >= 0);
