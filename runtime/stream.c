@@ -115,8 +115,11 @@ static void on_alloc(uv_handle_t *hh, size_t suggested, uv_buf_t *out) {
 /* Is the sep the reader waits for in the buffer?  Searches only what was
 ** not searched before. */
 static int sep_found(tide_stream_t *s) {
-  const char *p = s->buf + s->pos;
+  const char *p;
   if (s->len < s->seplen) return 0;
+  /* Only now: before the first read the buffer is NULL, and NULL + 0 is
+  ** undefined behaviour (UBSan aborts on it). */
+  p = s->buf + s->pos;
   if (memmem(p + s->scan, s->len - s->scan, s->sep, s->seplen)) return 1;
   s->scan = s->len - s->seplen + 1;
   return 0;
