@@ -774,6 +774,36 @@ static int stream_read_until(lua_State *L) {
                    "stream.read_until");
 }
 
+/* The iterator of s:chunks(n): read(s, n), ignoring the loop's control
+** value.  Upvalue 1 is n. */
+static int chunks_iter(lua_State *L) {
+  lua_settop(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  return stream_read(L);
+}
+
+/* s:chunks([n]) -> iterator over read(n) until end of stream, for
+** `for chunk in s:chunks() do ... end`.  [-0, +2, e] */
+static int stream_chunks(lua_State *L) {
+  lua_Integer n;
+  S(L);
+  n = luaL_optinteger(L, 2, TIDE_STREAM_MAX_READ);
+  luaL_argcheck(L, n > 0, 2, "must be positive");
+  lua_pushinteger(L, n);
+  lua_pushcclosure(L, chunks_iter, 1);
+  lua_pushvalue(L, 1);
+  return 2;
+}
+
+/* s:lines() -> iterator over read_line() until end of stream (read_line
+** ignores the loop's control value).  [-0, +2, e] */
+static int stream_lines(lua_State *L) {
+  S(L);
+  lua_pushcfunction(L, stream_read_line);
+  lua_pushvalue(L, 1);
+  return 2;
+}
+
 static int return_self(lua_State *L) {
   lua_settop(L, 1);
   return 1;
@@ -936,12 +966,14 @@ static int stream__tostring(lua_State *L) {
 static const luaL_Reg stream_methods[] = {
     {"read", stream_read},           {"read_exactly", stream_read_exactly},
     {"read_line", stream_read_line}, {"read_until", stream_read_until},
+    {"chunks", stream_chunks},       {"lines", stream_lines},
     {"write", stream_write},         {"flush", stream_flush},
     {"shutdown", stream_shutdown},   {"close", stream_close},
     {"closed", stream_closed},       {"peer", stream_peer},
     {"local_addr", stream_local},    {"local", stream_local},
     {"nodelay", stream_nodelay},     {"keepalive", stream_keepalive},
-    {"limits", stream_limits},       {NULL, NULL}};
+    {"limits", stream_limits},       {NULL, NULL},
+};
 
 static const luaL_Reg stream_meta[] = {{"__gc", stream_close},
                                        {"__close", stream_close},

@@ -21,9 +21,10 @@
 **   Reading stops at once.  Tasks waiting on the stream get ECLOSED.
 **
 ** Lua methods of a "tide.Stream" userdata: read(n), read_exactly(n),
-** read_line(), read_until(sep, max), write(data), flush(), shutdown(),
-** close() (also __close and __gc), peer(), local(), nodelay(on),
-** keepalive(on, delay), closed(), limits{...}.  See docs/net.md.
+** read_line(), read_until(sep, max), chunks(n), lines(), write(data),
+** flush(), shutdown(), close() (also __close and __gc), closed(), peer(),
+** local_addr(), nodelay(on), keepalive(on, delay), limits{...}.  See
+** docs/net.md.
 **
 ** The C functions below let C code (the HTTP server) work on the buffers
 ** directly: parse the buffered bytes in place, consume what it used, queue

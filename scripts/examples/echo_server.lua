@@ -20,11 +20,9 @@ local server = net.listen{
   path = path,
   handler = function(stream)
     connections = connections + 1
-    -- read() returns whatever arrived (nil at end of stream); write()
+    -- chunks() yields whatever arrived, until the peer closes; write()
     -- suspends only while the peer is not keeping up.
-    while true do
-      local chunk = stream:read()
-      if not chunk then break end
+    for chunk in stream:chunks() do
       stream:write(chunk)
     end
   end,

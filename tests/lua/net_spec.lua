@@ -32,6 +32,26 @@ describe("tide.net streams", function()
     assert.equal(s, s:write(""))
   end)
 
+  it("iterates over chunks and lines until the end of stream", function()
+    local s <close> = net.connect("127.0.0.1", srv.port)
+    s:write("a\nbb\r\nccc")
+    s:shutdown()
+    local lines = {}
+    for line in s:lines() do lines[#lines + 1] = line end
+    assert.same({"a", "bb", "ccc"}, lines)
+    local s2 <close> = net.connect("127.0.0.1", srv.port)
+    s2:write(("k"):rep(10000))
+    s2:shutdown()
+    local n = 0
+    for chunk in s2:chunks(1000) do
+      assert.is_true(#chunk <= 1000)
+      n = n + #chunk
+    end
+    assert.equal(10000, n)
+    assert.matches("bad argument #1 to 'chunks'",
+                   tostring(errof(function() return s2:chunks(0) end)))
+  end)
+
   it("reports addresses and takes socket options", function()
     local s <close> = net.connect("localhost", srv.port)
     local host, port = s:peer()
