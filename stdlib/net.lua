@@ -161,6 +161,10 @@ function net.listen(opts)
   local handler = check_opt(opts, "handler", "function", "listen", 1)
   local path = check_opt(opts, "path", "string", "listen", 1)
   local backlog = check_opt(opts, "backlog", "number", "listen", 1) or 511
+  if math.type(backlog) ~= "integer" or backlog < 1 then
+    error("bad argument #1 to 'listen' (field 'backlog': positive integer "
+          .. "expected)", 2)
+  end
   local limits = check_opt(opts, "limits", "table", "listen", 1)
   local host, c
   if path then

@@ -250,6 +250,10 @@ describe("tide.net streams", function()
     assert.matches("field 'timeout'",
                    tostring(errof(net.connect, "127.0.0.1", 1, {timeout = "1"})))
     assert.matches("bad argument #1 to 'listen'", tostring(errof(net.listen, 5)))
+    assert.matches("field 'backlog'",
+                   tostring(errof(net.listen, {port = 0, backlog = 1.5})))
+    assert.matches("field 'handler'",
+                   tostring(errof(net.listen, {port = 0, handler = 1})))
     local s <close> = net.connect("127.0.0.1", srv.port)
     assert.matches("bad argument #1 to 'read' %(number expected",
                    tostring(errof(function() return s:read("x") end)))
