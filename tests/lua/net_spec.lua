@@ -461,6 +461,59 @@ describe("tide.net timeouts and cancellation", function()
     psrv:close()
   end)
 
+  it("leaves nothing behind when cancelled at any await point", function()
+    -- A client goes through every await point of a connection; for each
+    -- point in turn, it is cancelled right after it suspends there (the
+    -- canceller is spawned just before the call, so it runs when the
+    -- client suspends), or a few loop turns later.
+    T.settle()
+    local before = T.handles()
+    local points = {"connect", "read1", "read2", "read3", "flush",
+                    "shutdown", "eof"}
+    local reached = {}
+    for _, target in ipairs(points) do
+      for delay = 0, 3 do
+        local t
+        local function at(point)
+          if point == target then
+            reached[point] = true
+            tide.spawn(function()
+              for _ = 1, delay do tide.sleep(0.0001) end
+              t:cancel()
+            end)
+          end
+        end
+        t = tide.spawn(function()
+          at("connect")
+          local s <close> = net.connect("127.0.0.1", srv.port)
+          s:limits{high_water = 1}
+          for i = 1, 3 do
+            s:write(("x"):rep(i * 20000) .. "\n")
+            at("read" .. i)
+            assert(#s:read_line() == i * 20000)
+          end
+          s:write(("y"):rep(300000))
+          at("flush")
+          s:flush()
+          at("shutdown")
+          s:shutdown()
+          assert(#s:read_exactly(300000) == 300000)
+          at("eof")
+          assert(s:read() == nil)
+        end)
+        pcall(t.await, t)
+        assert.is_true(t.status == "cancelled" or t.status == "done",
+                       t.status)
+      end
+    end
+    for _, p in ipairs(points) do assert.is_true(reached[p], p) end
+    -- every socket, request and task is gone, and the server still works
+    T.until_true(function() return T.handles() == before end)
+    local s <close> = net.connect("127.0.0.1", srv.port)
+    s:write("still\n")
+    assert.equal("still", s:read_line())
+  end)
+
   it("ends a handler task when it is cancelled, without logging", function()
     local started = tide.future()
     local task
