@@ -88,4 +88,16 @@ print(at(), "tr says:", r.stdout, "exit", r.code)
 local ok2, err2 = pcall(process.run, "sleep", {"10"}, {timeout = 0.1 * scale})
 print(at(), "slow child:", ok2, err2.code)
 
+step("TCP: an echo server and a client, one task per connection")
+local net = require "tide.net"
+local server = net.listen{host = "127.0.0.1", port = 0, handler = function(conn)
+  for line in conn:lines() do conn:write(line:upper() .. "\n") end
+end}
+do
+  local conn <close> = net.connect("127.0.0.1", server.port)
+  conn:write("hello over tcp\n")
+  print(at(), "echoed:", conn:read_line())
+end
+server:close()
+
 print("\ndone in " .. at())
