@@ -1,0 +1,1198 @@
+/*
+** http_server.c: the C half of tide.http's HTTP/1.1 server.  It owns the
+** request parser (Debian's http-parser, driven over a per-connection input
+** buffer: request heads, lazy bodies, pipelining, limits), the response
+** serialiser (status line, a cached Date header, Content-Length or chunked
+** framing, keep-alive decisions), and the sockets: a Listener owns a
+** malloced uv_tcp_t listening handle and every Conn it accepted; a Conn owns
+** a malloced record holding its uv_tcp_t, its parser and its buffers, freed
+** in the handle's close callback.  The Lua half (stdlib/http.lua) runs one
+** task per connection that loops recv -> handler -> respond.
+**
+** Parsing runs on the connection's task, inside recv() and body(), never in
+** libuv callbacks: the read callback only appends bytes and wakes the task.
+** The same parser core backs the Parser object the unit specs drive.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/socket.h>
+
+#include "internal.h"
+#include "http_wire.h"
+#include "../vm/compat.h"
+
+#define LISTENER_MT "tide.http.Listener"
+#define CONN_MT "tide.http.Conn"
+
+#define IN_CHUNK 16384          /* bytes asked of each read */
+#define WRITE_HWM (64 * 1024)   /* respond() waits above this many queued */
+#define LINGER_SECONDS 2.0      /* finish(): wait this long for the peer */
+
+/* ---- response serialisation ----------------------------------------------- */
+
+static const char *reason(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+  }
+}
+
+/* A growable output buffer for response heads. */
+typedef struct {
+  char *p;
+  size_t len, cap;
+} obuf_t;
+
+static void ob_add(lua_State *L, obuf_t *b, const char *s, size_t n) {
+  if (tide__grow(&b->p, &b->cap, b->len + n) < 0) luaL_error(L, "out of memory");
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+}
+
+#define ob_lit(L, b, s) ob_add((L), (b), "" s, sizeof(s) - 1)
+
+static void ob_str(lua_State *L, obuf_t *b, const char *s) {
+  ob_add(L, b, s, strlen(s));
+}
+
+static void ob_uint(lua_State *L, obuf_t *b, unsigned long long v) {
+  char tmp[24];
+  int n = snprintf(tmp, sizeof tmp, "%llu", v);
+  ob_add(L, b, tmp, (size_t)n);
+}
+
+/* The Date header value, rebuilt at most once per second of loop time. */
+typedef struct {
+  uint64_t sec;
+  char text[32];
+} date_cache_t;
+
+static const char *http_date(date_cache_t *d, uv_loop_t *loop) {
+  static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu",
+                                     "Fri", "Sat"};
+  static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May",
+                                       "Jun", "Jul", "Aug", "Sep", "Oct",
+                                       "Nov", "Dec"};
+  uint64_t sec = uv_now(loop) / 1000 + 1;
+  if (sec != d->sec) {
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    snprintf(d->text, sizeof d->text, "%s, %02d %s %04d %02d:%02d:%02d GMT",
+             days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
+             tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    d->sec = sec;
+  }
+  return d->text;
+}
+
+/* Does a header name or value carry bytes that would split the response? */
+static int bad_header_text(const char *s, size_t n, int is_name) {
+  size_t i;
+  if (is_name && n == 0) return 1;
+  for (i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (ch == '\r' || ch == '\n' || ch == 0) return 1;
+    if (is_name && (ch <= ' ' || ch == ':' || ch >= 127)) return 1;
+  }
+  return 0;
+}
+
+/* ---- listener and connections ---------------------------------------------- */
+
+typedef struct listener listener_t;
+typedef struct conn conn_t;
+
+struct listener {
+  uv_tcp_t tcp;            /* the listening handle; this record is malloced
+                              and freed once the handle is closed and no
+                              connection refers to it */
+  tide_runtime_t *rt;
+  limits_t lim;
+  tide_wait_t *waiter;     /* the task blocked in accept() */
+  int pending;             /* libuv holds an accepted fd for us */
+  int accept_err;
+  int closed, handle_closed;
+  int nconns;
+  conn_t *conns;           /* open connections */
+  date_cache_t date;
+};
+
+enum { WAIT_NONE, WAIT_DATA, WAIT_DRAIN, WAIT_LINGER };
+
+struct conn {
+  uv_tcp_t tcp;            /* this record is malloced and freed in the
+                              handle's close callback */
+  rp_t rp;
+  listener_t *srv;         /* NULL once unlinked */
+  conn_t *prev, *next;
+  tide_runtime_t *rt;
+  tide_wait_t *waiter;     /* the conn's task, while it waits */
+  int wait_kind;
+  tide_timer_t timer;      /* header/idle/linger deadline */
+  int timed_out;
+  int reading, eof, rerr, werr;
+  int closed, draining, shut;
+  int in_response;         /* a request head was handed out, no response
+                              finished yet */
+  int keep;                /* keep the connection after this response */
+  int head_only;           /* HEAD request: no body bytes */
+  int http10;
+  int chunked;             /* streaming a chunked body */
+  int continue_sent;
+  uint64_t due;            /* loop time (ms) the head or linger must end
+                              by; 0 while not set */
+  obuf_t out;
+};
+
+typedef struct {
+  conn_t *c;
+} conn_ud;
+
+typedef struct {
+  listener_t *l;
+} listener_ud;
+
+/* Uservalues of a Conn userdata. */
+enum { CONN_UV_REQ = 1, CONN_UV_META, CONN_UV_REMOTE, CONN_NUV = 3 };
+
+typedef struct {
+  uv_write_t req;
+  conn_t *c;
+  char data[];
+} write_req_t;
+
+static void conn_wake(conn_t *c) {
+  if (c->waiter) {
+    tide_wait_t *w = c->waiter;
+    c->waiter = NULL;
+    c->wait_kind = WAIT_NONE;
+    tide_wait_wake(w);
+  }
+}
+
+static void timer_fire(tide_timer_t *tm) {
+  conn_t *c = tide_container_of(tm, conn_t, timer);
+  c->timed_out = 1;
+  conn_wake(c);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  /* owns nothing: the buffer is the conn's input buffer */
+  conn_t *c = (conn_t *)h;
+  rp_t *rp = &c->rp;
+  size_t want;
+  (void)suggested;
+  if (rp->off > 0 && rp->cap - rp->len < IN_CHUNK) tide__rp_compact(rp);
+  want = rp->len + IN_CHUNK;
+  if (want > tide__rp_max_in(rp)) want = tide__rp_max_in(rp);
+  if (want > rp->cap && tide__grow(&rp->in, &rp->cap, want) < 0) want = rp->cap;
+  buf->base = rp->in + rp->len;
+  buf->len = rp->cap > rp->len ? rp->cap - rp->len : 0;
+}
+
+static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  /* owns nothing: bytes land in the conn's input buffer */
+  conn_t *c = (conn_t *)s;
+  (void)buf;
+  if (n > 0) {
+    c->rp.len += (size_t)n;
+    if (c->wait_kind == WAIT_LINGER) c->rp.off = c->rp.len = 0;
+    if (c->rp.len >= tide__rp_max_in(&c->rp)) {
+      uv_read_stop(s);
+      c->reading = 0;
+    }
+  } else if (n < 0) {
+    if (n == UV_EOF) c->eof = 1;
+    else c->rerr = (int)n;
+    uv_read_stop(s);
+    c->reading = 0;
+  } else {
+    return;
+  }
+  if (c->wait_kind == WAIT_DATA || c->wait_kind == WAIT_LINGER) conn_wake(c);
+}
+
+static void conn_start_reading(conn_t *c) {
+  if (!c->reading && !c->eof && !c->rerr && !c->closed &&
+      c->rp.len < tide__rp_max_in(&c->rp)) {
+    if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
+      c->reading = 1;
+  }
+}
+
+static void listener_maybe_free(listener_t *l) {
+  if (l->handle_closed && !l->conns) free(l);
+}
+
+static void conn_closed_cb(uv_handle_t *h) {
+  /* owns the conn record: nothing else refers to it any more */
+  conn_t *c = (conn_t *)h;
+  tide__rp_free(&c->rp);
+  free(c->out.p);
+  free(c);
+}
+
+/* Take the conn out of its listener's list and count. */
+static void conn_unlink(conn_t *c) {
+  listener_t *l = c->srv;
+  if (!l) return;
+  if (c->prev) c->prev->next = c->next;
+  else l->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  c->prev = c->next = NULL;
+  c->srv = NULL;
+  l->nconns--;
+  /* A slot is free: an accept() waiting for capacity may go on. */
+  if (l->waiter && l->pending) {
+    tide_wait_t *w = l->waiter;
+    l->waiter = NULL;
+    tide_wait_wake(w);
+  }
+  listener_maybe_free(l);
+}
+
+/* Close a connection at once (close(), __close and __gc): wake its waiter,
+** stop its timer, leave the listener, close the handle. */
+static void conn_close_now(conn_ud *u) {
+  conn_t *c = u->c;
+  if (!c) return;
+  u->c = NULL;
+  c->closed = 1;
+  tide__timer_stop(c->rt, &c->timer);
+  conn_wake(c);
+  conn_unlink(c);
+  uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
+}
+
+static conn_t *check_conn(lua_State *L, int idx) {
+  conn_ud *u = (conn_ud *)luaL_checkudata(L, idx, CONN_MT);
+  if (!u->c) luaL_error(L, "attempt to use a closed connection");
+  return u->c;
+}
+
+static void write_cb(uv_write_t *req, int status) {
+  /* owns req; its conn is alive (close callbacks come after write ones) */
+  write_req_t *wr = (write_req_t *)req;
+  conn_t *c = wr->c;
+  free(wr);
+  if (status < 0 && !c->werr) c->werr = status;
+  if (c->wait_kind == WAIT_DRAIN &&
+      (c->tcp.write_queue_size <= WRITE_HWM / 2 || c->werr))
+    conn_wake(c);
+}
+
+/* Write bufs, directly when the socket takes them, else through a queued
+** copy.  Returns 0 or a libuv error. */
+static int conn_write(conn_t *c, uv_buf_t *bufs, int nbufs) {
+  size_t total = 0, skip = 0, rem;
+  int i, r;
+  write_req_t *wr;
+  char *p;
+  uv_buf_t b;
+  if (c->werr) return c->werr;
+  for (i = 0; i < nbufs; i++) total += bufs[i].len;
+  if (total == 0) return 0;
+  if (c->tcp.write_queue_size == 0) {
+    r = uv_try_write((uv_stream_t *)&c->tcp, bufs, (unsigned)nbufs);
+    if (r < 0 && r != UV_EAGAIN) {
+      c->werr = r;
+      return r;
+    }
+    if (r > 0) skip = (size_t)r;
+    if (skip == total) return 0;
+  }
+  rem = total - skip;
+  wr = malloc(sizeof *wr + rem);
+  if (!wr) return UV_ENOMEM;
+  wr->c = c;
+  p = wr->data;
+  for (i = 0; i < nbufs; i++) {
+    size_t n = bufs[i].len;
+    const char *s = bufs[i].base;
+    if (skip >= n) {
+      skip -= n;
+      continue;
+    }
+    s += skip;
+    n -= skip;
+    skip = 0;
+    memcpy(p, s, n);
+    p += n;
+  }
+  b = uv_buf_init(wr->data, (unsigned)rem);
+  r = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
+  if (r < 0) {
+    free(wr);
+    c->werr = r;
+  }
+  return r;
+}
+
+/* A short error response, sent before closing (400, 408, 413, 431). */
+static void conn_send_error(conn_t *c, int status) {
+  char head[256];
+  const char *why = reason(status);
+  int n = snprintf(head, sizeof head,
+                   "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: text/plain"
+                   "\r\nContent-Length: %u\r\nConnection: close\r\n\r\n%s\n",
+                   status, why, c->srv ? http_date(&c->srv->date,
+                                                   c->tcp.loop) : "",
+                   (unsigned)strlen(why) + 1, why);
+  uv_buf_t b = uv_buf_init(head, (unsigned)n);
+  if (!c->srv) {
+    /* the Date line must not be empty: rebuild without it */
+    n = snprintf(head, sizeof head,
+                 "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+                 "Content-Length: %u\r\nConnection: close\r\n\r\n%s\n",
+                 status, why, (unsigned)strlen(why) + 1, why);
+    b = uv_buf_init(head, (unsigned)n);
+  }
+  conn_write(c, &b, 1);
+  c->keep = 0;
+}
+
+static void conn_wait_cancel(tide_wait_t *w) {
+  conn_t *c = (conn_t *)w->data;
+  /* The conn is alive: closing it would have woken (and detached) us. */
+  c->waiter = NULL;
+  c->wait_kind = WAIT_NONE;
+  tide__timer_stop(c->rt, &c->timer);
+}
+
+/* Suspend the running task until the conn's read/write side moves, with a
+** deadline of `secs` (none if <= 0). */
+static int conn_wait(lua_State *L, conn_t *c, int kind, double secs,
+                     tide_resume_fn resume, const char *what) {
+  tide_task_t *t = tide_task_current(L);
+  tide_wait_t *w = tide_task_self_wait(t);
+  tide_wait_init(w, conn_wait_cancel, resume, c, TIDE_WAIT_DROPPABLE);
+  c->waiter = w;
+  c->wait_kind = kind;
+  c->timed_out = 0;
+  if (secs > 0) tide__timer_start(c->rt, &c->timer, secs);
+  if (kind == WAIT_DATA || kind == WAIT_LINGER) conn_start_reading(c);
+  return tide_wait_yield(L, w, what);
+}
+
+/* ---- Conn: recv ------------------------------------------------------------ */
+
+/* Push the req table for the head now in the conn's parser; it becomes the
+** conn's current request. [-0, +1, m] */
+static int conn_push_request(lua_State *L, conn_t *c) {
+  rp_t *rp = &c->rp;
+  tide__rp_push_request(L, rp, 0);
+  lua_getiuservalue(L, 1, CONN_UV_META);
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, 1, CONN_UV_REQ);
+  c->in_response = 1;
+  c->due = 0;
+  c->keep = rp->keep_alive && !c->draining;
+  c->head_only = rp->hp.method == HTTP_HEAD;
+  c->http10 = !(rp->hp.http_major == 1 && rp->hp.http_minor >= 1);
+  c->continue_sent = 0;
+  c->chunked = 0;
+  return 1;
+}
+
+static int recv_resume(lua_State *L, tide_wait_t *w);
+
+/* The body of recv(), run at the call and after every wake-up: parse what
+** is buffered; hand out a head, answer a bad one, or wait for more bytes
+** under the idle or header deadline. */
+static int recv_step(lua_State *L) {
+  conn_ud *u = (conn_ud *)lua_touserdata(L, 1);
+  conn_t *c = u->c;
+  rp_t *rp;
+  int r, idle;
+  uint64_t now;
+  double secs;
+  if (!c) return 0;
+  tide__timer_stop(c->rt, &c->timer);
+  /* A response left unfinished, or one that said "close", ends the
+  ** connection; so do socket errors. */
+  if (c->in_response || !c->keep || c->werr || c->rerr) return 0;
+  rp = &c->rp;
+  r = tide__rp_next_head(rp, c->eof);
+  if (r == STEP_OK) return conn_push_request(L, c);
+  if (r == STEP_ERROR) {
+    conn_send_error(c, rp->err_status ? rp->err_status : 400);
+    return 0;
+  }
+  idle = rp->state == RP_IDLE && rp->len == rp->off;
+  if (c->eof) {
+    if (!idle) conn_send_error(c, 400);
+    return 0;
+  }
+  if (idle && c->draining) return 0;
+  if (c->timed_out) {
+    c->timed_out = 0;
+    if (!idle) conn_send_error(c, 408);
+    return 0;
+  }
+  if (idle) {
+    secs = rp->lim.idle_timeout;
+  } else {
+    now = uv_now(c->tcp.loop);
+    if (!c->due) c->due = now + (uint64_t)(rp->lim.header_timeout * 1000.0);
+    if (c->due <= now) {
+      conn_send_error(c, 408);
+      return 0;
+    }
+    secs = (double)(c->due - now) / 1000.0;
+  }
+  return conn_wait(L, c, WAIT_DATA, secs, recv_resume, "http.recv");
+}
+
+static int recv_resume(lua_State *L, tide_wait_t *w) {
+  (void)w;
+  return recv_step(L);
+}
+
+/* conn:recv() -> the next request (a req table), or nil when the
+** connection is done: the peer closed it, it timed out, a malformed
+** request was answered with a 4xx, or the last response closed it. */
+static int conn_recv(lua_State *L) {
+  conn_ud *u = (conn_ud *)luaL_checkudata(L, 1, CONN_MT);
+  lua_settop(L, 1);
+  if (!u->c) return 0;
+  tide_async_check(L, "http.recv");
+  return recv_step(L);
+}
+
+/* ---- req:body() ------------------------------------------------------------ */
+
+static int body_resume(lua_State *L, tide_wait_t *w);
+
+static int body_step(lua_State *L) {
+  conn_ud *u = (conn_ud *)lua_touserdata(L, lua_upvalueindex(1));
+  conn_t *c = u->c;
+  rp_t *rp;
+  int r;
+  if (!c) return tide_error_raisef(L, "ECLOSED", "http.body",
+                                   "connection closed");
+  tide__timer_stop(c->rt, &c->timer);
+  rp = &c->rp;
+  if (rp->state == RP_BODY && rp->expect_continue && !c->continue_sent) {
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    uv_buf_t b = uv_buf_init((char *)cont, sizeof cont - 1);
+    c->continue_sent = 1;
+    conn_write(c, &b, 1);
+  }
+  r = tide__rp_read_body(rp, c->eof);
+  if (r == STEP_OK) {
+    lua_pushlstring(L, rp->body ? rp->body : "", rp->blen);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, 1, (void *)&body_step);  /* cache on the req table */
+    return 1;
+  }
+  if (r == STEP_ERROR) {
+    c->keep = 0;
+    return tide__rp_raise(L, rp, "http.body");
+  }
+  if (c->rerr) {
+    c->keep = 0;
+    return tide_error_raise(L, c->rerr, "http.body", NULL);
+  }
+  if (c->werr) {
+    c->keep = 0;
+    return tide_error_raise(L, c->werr, "http.body", NULL);
+  }
+  if (c->timed_out) {
+    c->timed_out = 0;
+    c->keep = 0;
+    return tide_error_raisef(L, "ETIMEDOUT", "http.body",
+                             "no body bytes for %g s", rp->lim.idle_timeout);
+  }
+  return conn_wait(L, c, WAIT_DATA, rp->lim.idle_timeout, body_resume,
+                   "http.body");
+}
+
+static int body_resume(lua_State *L, tide_wait_t *w) {
+  (void)w;
+  return body_step(L);
+}
+
+/* req:body() -> the request body as a string (read on first call). */
+static int req_body(lua_State *L) {
+  conn_ud *u = (conn_ud *)lua_touserdata(L, lua_upvalueindex(1));
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  if (lua_rawgetp(L, 1, (void *)&body_step) == LUA_TSTRING) return 1;
+  lua_pop(L, 1);
+  if (!u->c) return tide_error_raisef(L, "ECLOSED", "http.body",
+                                      "connection closed");
+  lua_getiuservalue(L, lua_upvalueindex(1), CONN_UV_REQ);
+  if (!lua_rawequal(L, 1, -1))
+    return luaL_error(L, "req:body(): the response to this request was "
+                      "already sent");
+  lua_pop(L, 1);
+  if (u->c->rp.state == RP_DONE) return body_step(L);
+  tide_async_check(L, "http.body");
+  return body_step(L);
+}
+
+/* Format the peer address of a conn as "ip:port" ("[ip]:port" for IPv6).
+** [-0, +1, m] */
+static void push_peer(lua_State *L, conn_t *c) {
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  char ip[64];
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) {
+    lua_pushnil(L);
+    return;
+  }
+  if (ss.ss_family == AF_INET6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+    uv_ip6_name(a, ip, sizeof ip);
+    lua_pushfstring(L, "[%s]:%d", ip, (int)ntohs(a->sin6_port));
+  } else {
+    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+    uv_ip4_name(a, ip, sizeof ip);
+    lua_pushfstring(L, "%s:%d", ip, (int)ntohs(a->sin_port));
+  }
+}
+
+/* __index of req tables: the body method and the lazy fields (query when
+** the URL has none, remote).  Upvalue 1: the Conn; 2: the body function. */
+static int req__index(lua_State *L) {
+  const char *k = lua_tostring(L, 2);
+  if (!k) return 0;
+  if (strcmp(k, "body") == 0) {
+    lua_pushvalue(L, lua_upvalueindex(2));
+    return 1;
+  }
+  if (strcmp(k, "query") == 0) {
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, 1, "query");
+    return 1;
+  }
+  if (strcmp(k, "remote") == 0) {
+    conn_ud *u = (conn_ud *)lua_touserdata(L, lua_upvalueindex(1));
+    if (lua_getiuservalue(L, lua_upvalueindex(1), CONN_UV_REMOTE) ==
+            LUA_TNIL && u->c) {
+      lua_pop(L, 1);
+      push_peer(L, u->c);
+      lua_pushvalue(L, -1);
+      lua_setiuservalue(L, lua_upvalueindex(1), CONN_UV_REMOTE);
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, 1, "remote");
+    return 1;
+  }
+  return 0;
+}
+
+/* ---- Conn: responses ----------------------------------------------------- */
+
+static int drain_resume(lua_State *L, tide_wait_t *w);
+
+/* After queueing output: wait while more than WRITE_HWM bytes are queued.
+** Raises on a write error. */
+static int drain_step(lua_State *L) {
+  conn_ud *u = (conn_ud *)lua_touserdata(L, 1);
+  conn_t *c = u->c;
+  if (!c) return tide_error_raisef(L, "ECLOSED", "http.write",
+                                   "connection closed");
+  tide__timer_stop(c->rt, &c->timer);
+  if (c->werr) {
+    c->keep = 0;
+    return tide_error_raise(L, c->werr, "http.write", NULL);
+  }
+  if (c->tcp.write_queue_size <= WRITE_HWM) return 0;
+  if (c->timed_out) {
+    c->timed_out = 0;
+    c->keep = 0;
+    return tide_error_raisef(L, "ETIMEDOUT", "http.write",
+                             "peer reads nothing for %g s",
+                             c->rp.lim.idle_timeout);
+  }
+  return conn_wait(L, c, WAIT_DRAIN, c->rp.lim.idle_timeout, drain_resume,
+                   "http.write");
+}
+
+static int drain_resume(lua_State *L, tide_wait_t *w) {
+  (void)w;
+  return drain_step(L);
+}
+
+static int maybe_drain(lua_State *L, conn_t *c) {
+  if (c->tcp.write_queue_size <= WRITE_HWM && !c->werr) return 0;
+  lua_settop(L, 1);
+  tide_async_check(L, "http.write");
+  return drain_step(L);
+}
+
+/* Append one user header line, checking it cannot split the response.
+** Returns 1 if it was Content-Type. */
+static int add_header(lua_State *L, obuf_t *ob, const char *name,
+                      size_t nlen, int vidx) {
+  size_t vlen;
+  const char *v;
+  int t = lua_type(L, vidx);
+  if (t != LUA_TSTRING && t != LUA_TNUMBER)
+    luaL_error(L, "bad response header '%s' (string expected, got %s)",
+               name, luaL_typename(L, vidx));
+  lua_pushvalue(L, vidx);
+  v = lua_tolstring(L, -1, &vlen);
+  if (bad_header_text(v, vlen, 0))
+    luaL_error(L, "bad response header '%s' (value has CR, LF or NUL)",
+               name);
+  ob_add(L, ob, name, nlen);
+  ob_lit(L, ob, ": ");
+  ob_add(L, ob, v, vlen);
+  ob_lit(L, ob, "\r\n");
+  lua_pop(L, 1);
+  return tide__ieq(name, nlen, "content-type");
+}
+
+/* conn:respond(res) sends the response `res` returned by a handler: a
+** string (200, text/plain) or {status=, headers=, body=} with a string
+** body, no body, or an iterator function body.  Returns true when the
+** caller must now stream the iterator's chunks with write_chunk and end
+** with end_chunks; otherwise the response is complete.  Raises a plain Lua
+** error for a malformed response (before writing anything). */
+static int conn_respond(lua_State *L) {
+  conn_t *c = check_conn(L, 1);
+  obuf_t *ob = &c->out;
+  int status = 200, stream = 0, has_ctype = 0, no_body, send_body;
+  const char *body = NULL;
+  size_t blen = 0;
+  uv_buf_t bufs[2];
+  char line[64];
+  if (!c->in_response) return luaL_error(L, "no request to respond to");
+  lua_settop(L, 2);
+  ob->len = 0;
+  switch (lua_type(L, 2)) {
+    case LUA_TSTRING:
+      body = lua_tolstring(L, 2, &blen);
+      break;
+    case LUA_TTABLE:
+      if (lua_getfield(L, 2, "status") != LUA_TNIL) {
+        int isnum;
+        lua_Integer s = lua_tointegerx(L, -1, &isnum);
+        if (!isnum || s < 100 || s > 999)
+          return luaL_error(L, "bad response status (an integer from 100 "
+                            "to 999 expected)");
+        status = (int)s;
+      }
+      switch (lua_getfield(L, 2, "body")) {      /* 4 */
+        case LUA_TNIL: break;
+        case LUA_TSTRING: body = lua_tolstring(L, 4, &blen); break;
+        case LUA_TNUMBER: body = lua_tolstring(L, 4, &blen); break;
+        case LUA_TFUNCTION: stream = 1; break;
+        default:
+          return luaL_error(L, "bad response body (string or function "
+                            "expected, got %s)", luaL_typename(L, 4));
+      }
+      break;
+    default:
+      return luaL_error(L, "bad response (string or table expected, got %s)",
+                        luaL_typename(L, 2));
+  }
+  no_body = status < 200 || status == 204 || status == 304;
+  /* An unread body the client will only send after "100 Continue" cannot
+  ** be skipped: close after answering. */
+  if (c->rp.state == RP_BODY && c->rp.has_body && c->rp.expect_continue &&
+      !c->continue_sent)
+    c->keep = 0;
+  if (stream && c->http10) c->keep = 0;
+  if (c->draining) c->keep = 0;
+  snprintf(line, sizeof line, "HTTP/1.1 %d ", status);
+  ob_str(L, ob, line);
+  ob_str(L, ob, reason(status));
+  ob_lit(L, ob, "\r\nDate: ");
+  ob_str(L, ob, c->srv ? http_date(&c->srv->date, c->tcp.loop)
+                       : "Thu, 01 Jan 1970 00:00:00 GMT");
+  ob_lit(L, ob, "\r\n");
+  if (lua_type(L, 2) == LUA_TTABLE) {
+    int ht = lua_getfield(L, 2, "headers");      /* 5 */
+    if (ht == LUA_TTABLE) {
+      lua_pushnil(L);
+      while (lua_next(L, 5)) {
+        size_t nlen;
+        const char *name;
+        if (lua_type(L, -2) != LUA_TSTRING)
+          return luaL_error(L, "bad response header name (string expected, "
+                            "got %s)", luaL_typename(L, -2));
+        name = lua_tolstring(L, -2, &nlen);
+        if (bad_header_text(name, nlen, 1))
+          return luaL_error(L, "bad response header name '%s'", name);
+        if (tide__ieq(name, nlen, "content-length") ||
+            tide__ieq(name, nlen, "transfer-encoding") ||
+            tide__ieq(name, nlen, "date")) {
+          /* framing and Date are the server's business */
+        } else if (tide__ieq(name, nlen, "connection")) {
+          const char *v = lua_tostring(L, -1);
+          if (v && tide__ieq(v, strlen(v), "close")) c->keep = 0;
+        } else if (lua_type(L, -1) == LUA_TTABLE) {
+          int i, n = (int)luaL_len(L, -1);
+          for (i = 1; i <= n; i++) {
+            lua_rawgeti(L, -1, i);
+            has_ctype |= add_header(L, ob, name, nlen, lua_gettop(L));
+            lua_pop(L, 1);
+          }
+        } else {
+          has_ctype |= add_header(L, ob, name, nlen, lua_gettop(L));
+        }
+        lua_pop(L, 1);
+      }
+    } else if (ht != LUA_TNIL) {
+      return luaL_error(L, "bad response headers (table expected, got %s)",
+                        luaL_typename(L, 5));
+    }
+  }
+  if (!no_body) {
+    if (!has_ctype && (stream || blen > 0))
+      ob_lit(L, ob, "Content-Type: text/plain\r\n");
+    if (stream) {
+      if (!c->http10) ob_lit(L, ob, "Transfer-Encoding: chunked\r\n");
+    } else {
+      ob_lit(L, ob, "Content-Length: ");
+      ob_uint(L, ob, (unsigned long long)blen);
+      ob_lit(L, ob, "\r\n");
+    }
+  }
+  if (!c->keep) ob_lit(L, ob, "Connection: close\r\n");
+  else if (c->http10) ob_lit(L, ob, "Connection: keep-alive\r\n");
+  ob_lit(L, ob, "\r\n");
+  send_body = !no_body && !c->head_only;
+  bufs[0] = uv_buf_init(ob->p, (unsigned)ob->len);
+  bufs[1] = uv_buf_init((char *)body, (unsigned)blen);
+  conn_write(c, bufs, (send_body && blen > 0) ? 2 : 1);
+  if (stream && send_body) {
+    c->chunked = !c->http10;
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  c->in_response = 0;
+  return maybe_drain(L, c);
+}
+
+/* conn:write_chunk(data): one piece of a streamed body. */
+static int conn_write_chunk(lua_State *L) {
+  conn_t *c = check_conn(L, 1);
+  size_t n;
+  const char *s = luaL_checklstring(L, 2, &n);
+  if (!c->in_response) return luaL_error(L, "no response is being streamed");
+  if (n == 0) return 0;
+  if (c->chunked) {
+    char size[24];
+    uv_buf_t b[3];
+    int k = snprintf(size, sizeof size, "%zx\r\n", n);
+    b[0] = uv_buf_init(size, (unsigned)k);
+    b[1] = uv_buf_init((char *)s, (unsigned)n);
+    b[2] = uv_buf_init((char *)"\r\n", 2);
+    conn_write(c, b, 3);
+  } else {
+    uv_buf_t b = uv_buf_init((char *)s, (unsigned)n);
+    conn_write(c, &b, 1);
+  }
+  return maybe_drain(L, c);
+}
+
+/* conn:end_chunks(): finish a streamed body. */
+static int conn_end_chunks(lua_State *L) {
+  conn_t *c = check_conn(L, 1);
+  if (!c->in_response) return luaL_error(L, "no response is being streamed");
+  if (c->chunked) {
+    uv_buf_t b = uv_buf_init((char *)"0\r\n\r\n", 5);
+    conn_write(c, &b, 1);
+  }
+  c->chunked = 0;
+  c->in_response = 0;
+  return maybe_drain(L, c);
+}
+
+/* conn:fail(status): answer the current request with a short error
+** response if nothing was sent for it yet, and mark the connection for
+** closing.  Returns true if the response was sent. */
+static int conn_fail(lua_State *L) {
+  conn_t *c = check_conn(L, 1);
+  int status = (int)luaL_optinteger(L, 2, 500);
+  int sent = 0;
+  luaL_argcheck(L, status >= 400 && status <= 599, 2, "4xx or 5xx expected");
+  if (c->in_response && !c->chunked) {
+    conn_send_error(c, status);
+    sent = 1;
+  }
+  c->in_response = 0;
+  c->keep = 0;
+  lua_pushboolean(L, sent);
+  return 1;
+}
+
+/* ---- Conn: closing --------------------------------------------------------- */
+
+static void shutdown_cb(uv_shutdown_t *req, int status) {
+  /* owns req */
+  (void)status;
+  free(req);
+}
+
+static int linger_resume(lua_State *L, tide_wait_t *w);
+
+static int linger_step(lua_State *L) {
+  conn_ud *u = (conn_ud *)lua_touserdata(L, 1);
+  conn_t *c = u->c;
+  uint64_t now;
+  if (!c) return 0;
+  tide__timer_stop(c->rt, &c->timer);
+  c->rp.off = c->rp.len = 0;
+  if (c->eof || c->rerr || c->werr || c->timed_out) return 0;
+  now = uv_now(c->tcp.loop);
+  if (c->due <= now) return 0;
+  return conn_wait(L, c, WAIT_LINGER, (double)(c->due - now) / 1000.0,
+                   linger_resume, "http.finish");
+}
+
+static int linger_resume(lua_State *L, tide_wait_t *w) {
+  (void)w;
+  return linger_step(L);
+}
+
+/* conn:finish(): end the connection politely: flush what is queued, send
+** FIN, then read and drop whatever the peer still sends until it closes
+** (or LINGER_SECONDS pass), so a final response is not destroyed by a
+** reset.  The caller closes the conn afterwards. */
+static int conn_finish(lua_State *L) {
+  conn_ud *u = (conn_ud *)luaL_checkudata(L, 1, CONN_MT);
+  conn_t *c = u->c;
+  lua_settop(L, 1);
+  if (!c || c->werr || c->rerr) return 0;
+  tide_async_check(L, "http.finish");
+  if (!c->shut) {
+    uv_shutdown_t *req = malloc(sizeof *req);
+    c->shut = 1;
+    if (!req) return 0;
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, shutdown_cb) != 0) {
+      free(req);
+      return 0;
+    }
+  }
+  c->timed_out = 0;
+  c->due = uv_now(c->tcp.loop) + (uint64_t)(LINGER_SECONDS * 1000.0);
+  return linger_step(L);
+}
+
+static int conn_close(lua_State *L) {
+  conn_close_now((conn_ud *)luaL_checkudata(L, 1, CONN_MT));
+  return 0;
+}
+
+/* conn:closing() -> true when no further request will be read. */
+static int conn_closing(lua_State *L) {
+  conn_ud *u = (conn_ud *)luaL_checkudata(L, 1, CONN_MT);
+  conn_t *c = u->c;
+  lua_pushboolean(L, !c || !c->keep || c->werr || c->rerr);
+  return 1;
+}
+
+static const luaL_Reg conn_methods[] = {
+  {"recv", conn_recv},
+  {"respond", conn_respond},
+  {"write_chunk", conn_write_chunk},
+  {"end_chunks", conn_end_chunks},
+  {"fail", conn_fail},
+  {"finish", conn_finish},
+  {"closing", conn_closing},
+  {"close", conn_close},
+  {NULL, NULL}
+};
+
+/* ---- Listener -------------------------------------------------------------- */
+
+static void listener_closed_cb(uv_handle_t *h) {
+  /* owns the listener record once no conn refers to it */
+  listener_t *l = (listener_t *)h;
+  l->handle_closed = 1;
+  listener_maybe_free(l);
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+  /* owns nothing: libuv holds the accepted fd until accept() takes it */
+  listener_t *l = (listener_t *)server;
+  if (status < 0) l->accept_err = status;
+  else l->pending = 1;
+  if (l->waiter && (status < 0 || l->nconns < l->lim.connections)) {
+    tide_wait_t *w = l->waiter;
+    l->waiter = NULL;
+    tide_wait_wake(w);
+  }
+}
+
+static void accept_cancel(tide_wait_t *w) {
+  ((listener_t *)w->data)->waiter = NULL;
+}
+
+static int accept_resume(lua_State *L, tide_wait_t *w);
+
+/* Wrap a freshly accepted conn in a Conn userdata with its req
+** metatable. [-0, +1, m] */
+static void push_conn(lua_State *L, conn_t *c) {
+  conn_ud *u = (conn_ud *)lua_newuserdatauv(L, sizeof *u, CONN_NUV);
+  int ud = lua_gettop(L);
+  u->c = c;
+  luaL_setmetatable(L, CONN_MT);
+  lua_createtable(L, 0, 1);                /* the req metatable */
+  lua_pushvalue(L, ud);
+  lua_pushvalue(L, ud);
+  lua_pushcclosure(L, req_body, 1);
+  lua_pushcclosure(L, req__index, 2);
+  lua_setfield(L, -2, "__index");
+  lua_setiuservalue(L, ud, CONN_UV_META);
+}
+
+static int accept_step(lua_State *L) {
+  listener_ud *u = (listener_ud *)lua_touserdata(L, 1);
+  listener_t *l = u->l;
+  tide_wait_t *w;
+  for (;;) {
+    conn_t *c;
+    int r;
+    if (!l) return 0;
+    if (l->accept_err) {
+      r = l->accept_err;
+      l->accept_err = 0;
+      return tide_error_raise(L, r, "http.accept", NULL);
+    }
+    if (!l->pending || l->nconns >= l->lim.connections) break;
+    c = calloc(1, sizeof *c);
+    if (!c) return luaL_error(L, "out of memory");
+    uv_tcp_init(l->tcp.loop, &c->tcp);
+    l->pending = 0;
+    r = uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->tcp);
+    if (r < 0) {
+      uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
+      continue;
+    }
+    tide__rp_init(&c->rp, &l->lim);
+    c->rt = l->rt;
+    c->srv = l;
+    c->next = l->conns;
+    if (l->conns) l->conns->prev = c;
+    l->conns = c;
+    l->nconns++;
+    c->keep = 1;
+    tide__timer_init(&c->timer, timer_fire);
+    uv_tcp_nodelay(&c->tcp, 1);
+    conn_start_reading(c);
+    push_conn(L, c);
+    return 1;
+  }
+  w = tide_task_self_wait(tide_task_current(L));
+  tide_wait_init(w, accept_cancel, accept_resume, l, TIDE_WAIT_DROPPABLE);
+  l->waiter = w;
+  return tide_wait_yield(L, w, "http.accept");
+}
+
+static int accept_resume(lua_State *L, tide_wait_t *w) {
+  (void)w;
+  return accept_step(L);
+}
+
+/* listener:accept() -> the next Conn, or nil once the listener is closed.
+** Waits while the connection limit is reached. */
+static int listener_accept(lua_State *L) {
+  listener_ud *u = (listener_ud *)luaL_checkudata(L, 1, LISTENER_MT);
+  lua_settop(L, 1);
+  if (!u->l) return 0;
+  tide_async_check(L, "http.accept");
+  return accept_step(L);
+}
+
+/* Close the listening socket; idle connections end now, busy ones after
+** their current response. */
+static void listener_close_now(listener_ud *u) {
+  listener_t *l = u->l;
+  conn_t *c;
+  if (!l) return;
+  u->l = NULL;
+  l->closed = 1;
+  if (l->waiter) {
+    tide_wait_t *w = l->waiter;
+    l->waiter = NULL;
+    tide_wait_wake(w);
+  }
+  for (c = l->conns; c; c = c->next) {
+    c->draining = 1;
+    if (c->wait_kind == WAIT_DATA && !c->in_response &&
+        c->rp.state == RP_IDLE && c->rp.len == c->rp.off)
+      conn_wake(c);
+  }
+  uv_close((uv_handle_t *)&l->tcp, listener_closed_cb);
+}
+
+static int listener_close(lua_State *L) {
+  listener_close_now((listener_ud *)luaL_checkudata(L, 1, LISTENER_MT));
+  return 0;
+}
+
+/* listener:port() -> the bound port */
+static int listener_port(lua_State *L) {
+  listener_ud *u = (listener_ud *)luaL_checkudata(L, 1, LISTENER_MT);
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  if (!u->l) return luaL_error(L, "listener is closed");
+  if (uv_tcp_getsockname(&u->l->tcp, (struct sockaddr *)&ss, &len) != 0)
+    return 0;
+  lua_pushinteger(L, ntohs(ss.ss_family == AF_INET6
+                               ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                               : ((struct sockaddr_in *)&ss)->sin_port));
+  return 1;
+}
+
+/* listener:connections() -> the number of open connections */
+static int listener_connections(lua_State *L) {
+  listener_ud *u = (listener_ud *)luaL_checkudata(L, 1, LISTENER_MT);
+  lua_pushinteger(L, u->l ? u->l->nconns : 0);
+  return 1;
+}
+
+static const luaL_Reg listener_methods[] = {
+  {"accept", listener_accept},
+  {"close", listener_close},
+  {"port", listener_port},
+  {"connections", listener_connections},
+  {NULL, NULL}
+};
+
+/* Raise a libuv error about an address. [-0, +0, v] */
+static int raise_addr(lua_State *L, int err, const char *op, const char *host,
+                      int port) {
+  tide_error_push(L, uv_err_name(err), op, NULL, uv_strerror(err));
+  lua_pushfstring(L, "%s:%d", host, port);
+  lua_setfield(L, -2, "addr");
+  return lua_error(L);
+}
+
+/* http_server.listen(host, port [, {backlog=, reuseport=, limits=}])
+** -> Listener.  host is a literal IPv4/IPv6 address or "localhost". */
+static int hs_listen(lua_State *L) {
+  const char *host = luaL_checkstring(L, 1);
+  lua_Integer port = luaL_checkinteger(L, 2);
+  int backlog = 511, reuseport = 0, r;
+  struct sockaddr_storage ss;
+  limits_t lim;
+  listener_t *l;
+  listener_ud *u;
+  tide_runtime_t *rt = tide__rt(L);
+  luaL_argcheck(L, port >= 0 && port <= 65535, 2, "port out of range");
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    if (lua_getfield(L, 3, "backlog") != LUA_TNIL)
+      backlog = (int)luaL_checkinteger(L, -1);
+    lua_getfield(L, 3, "reuseport");
+    reuseport = lua_toboolean(L, -1);
+    lua_getfield(L, 3, "limits");
+    tide__rp_limits(L, lua_gettop(L), &lim);
+    lua_settop(L, 3);
+  } else {
+    tide__rp_limits(L, 0, &lim);
+  }
+  if (strcmp(host, "localhost") == 0) host = "127.0.0.1";
+  else if (strcmp(host, "*") == 0) host = "0.0.0.0";
+  if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&ss) != 0 &&
+      uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&ss) != 0)
+    return luaL_argerror(L, 1, "an IP address or \"localhost\" expected");
+  l = calloc(1, sizeof *l);
+  if (!l) return luaL_error(L, "out of memory");
+  l->rt = rt;
+  l->lim = lim;
+  r = uv_tcp_init_ex(rt->loop, &l->tcp, ss.ss_family);
+  if (r < 0) {
+    free(l);
+    return raise_addr(L, r, "http.listen", host, (int)port);
+  }
+  if (reuseport) {
+    uv_os_fd_t fd;
+    int one = 1;
+    if (uv_fileno((uv_handle_t *)&l->tcp, &fd) == 0)
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  }
+  r = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, 0);
+  if (r == 0) r = uv_listen((uv_stream_t *)&l->tcp, backlog, on_connection);
+  if (r < 0) {
+    l->handle_closed = 0;
+    uv_close((uv_handle_t *)&l->tcp, listener_closed_cb);
+    return raise_addr(L, r, "http.listen", host, (int)port);
+  }
+  u = (listener_ud *)lua_newuserdatauv(L, sizeof *u, 0);
+  u->l = l;
+  luaL_setmetatable(L, LISTENER_MT);
+  return 1;
+}
+
+/* ---- the module ------------------------------------------------------------ */
+
+static int conn__gc(lua_State *L) {
+  conn_close_now((conn_ud *)luaL_checkudata(L, 1, CONN_MT));
+  return 0;
+}
+
+static int listener__gc(lua_State *L) {
+  listener_close_now((listener_ud *)luaL_checkudata(L, 1, LISTENER_MT));
+  return 0;
+}
+
+static void new_type(lua_State *L, const char *name, const luaL_Reg *methods,
+                     lua_CFunction gc) {
+  if (luaL_newmetatable(L, name)) {
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__close");
+  }
+  lua_pop(L, 1);
+}
+
+static const luaL_Reg hs_funcs[] = {
+  {"listen", hs_listen},
+  {NULL, NULL}
+};
+
+int luaopen_tide_http_server(lua_State *L) {
+  new_type(L, CONN_MT, conn_methods, conn__gc);
+  new_type(L, LISTENER_MT, listener_methods, listener__gc);
+  luaL_newlib(L, hs_funcs);
+  return 1;
+}
