@@ -110,8 +110,16 @@ static int on_url(http_parser *hp, const char *at, size_t n) {
   return arena_add(rp, at, n, 0);
 }
 
+/* RFC 9110 token characters. */
+static int is_tchar(unsigned char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+         (ch >= '0' && ch <= '9') ||
+         (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
 static int on_header_field(http_parser *hp, const char *at, size_t n) {
   rp_t *rp = (rp_t *)hp;
+  size_t i;
   if (rp->last_was_value) {
     if (rp->nhdrs == rp->hcap) {
       int cap = rp->hcap ? rp->hcap * 2 : 16;
@@ -128,6 +136,11 @@ static int on_header_field(http_parser *hp, const char *at, size_t n) {
     rp->last_was_value = 0;
   }
   rp->hdrs[rp->nhdrs - 1].nlen += (uint32_t)n;
+  /* RFC 9112: a server must reject whitespace between a field name and its
+  ** colon (http-parser lets it through), and names are tokens. */
+  for (i = 0; i < n; i++)
+    if (!is_tchar((unsigned char)at[i]))
+      return rp_fail(rp, 400, "invalid character in header name");
   return arena_add(rp, at, n, 1);
 }
 
@@ -158,6 +171,9 @@ int tide__ieq(const char *a, size_t n, const char *lit) {
 static int on_headers_complete(http_parser *hp) {
   rp_t *rp = (rp_t *)hp;
   int i;
+  /* http-parser takes any digit; HTTP/1.x framing is all we speak. */
+  if (hp->http_major != 1)
+    return rp_fail(rp, 505, "HTTP version not supported");
   rp->state = RP_BODY;
   rp->keep_alive = http_should_keep_alive(hp) && !hp->upgrade;
   rp->has_body = (hp->flags & F_CHUNKED) ||
@@ -252,12 +268,13 @@ static int rp_exec(rp_t *rp, int eof) {
     n = http_parser_execute(&rp->hp, &rp_settings, rp->in + rp->off, avail);
     rp->off += n;
     if (rp->off == rp->len) rp->off = rp->len = 0;
-    if (was_head && rp->state == RP_HEAD) {
+    if (was_head) {
+      /* The parser paused at the end of a head, so everything consumed
+      ** from an idle or head state belongs to the current head. */
       rp->head_bytes += n;
       if (rp->head_bytes > rp->lim.header_bytes)
         rp_fail(rp, 431, "request header fields too large");
-    } else if (rp->state != RP_HEAD) {
-      rp->head_bytes = 0;
+      if (rp->state != RP_IDLE && rp->state != RP_HEAD) rp->head_bytes = 0;
     }
   } else if (eof) {
     http_parser_execute(&rp->hp, &rp_settings, NULL, 0);

@@ -1,0 +1,594 @@
+-- tide.http's server: the request parser on its own, then http.serve
+-- against real clients (curl, Python's http.client, Node's http) and a raw
+-- TCP peer for exact bytes.
+package.path = helper.root .. "/tests/lua/?.lua;" .. package.path
+local peer = require "support.http_peer"
+local http = require "tide.http"
+local Parser = require "tide.http_parser"
+
+local function url(srv, path)
+  return ("http://127.0.0.1:%d%s"):format(srv.port, path or "/")
+end
+
+-- A server whose log lines are collected instead of printed.
+local function serve(handler, opts)
+  opts = opts or {}
+  local logged = {}
+  opts.port = opts.port or 0
+  opts.handler = handler
+  opts.log = function(msg) logged[#logged + 1] = msg end
+  local srv = http.serve(opts)
+  srv.logged = logged
+  return srv
+end
+
+local function stop(srv)
+  srv:close()
+  tide.wait_for(function() srv:wait() end, 5)
+end
+
+local function curl(args)
+  return peer.run("curl -sS --max-time 10 " .. args)
+end
+
+describe("tide.http_parser", function()
+  it("parses a request head, path, query and lower-cased headers", function()
+    local p = Parser.new()
+    p:feed("GET /a/b?x=1&y=two%20words&z=a+b&flag HTTP/1.1\r\n" ..
+           "Host: example\r\nX-Thing:  v  \r\nAccept: a\r\naccept: b\r\n\r\n")
+    local req = p:next()
+    assert.equal("GET", req.method)
+    assert.equal("/a/b", req.path)
+    assert.same({x = "1", y = "two words", z = "a b", flag = ""}, req.query)
+    assert.equal("example", req.headers.host)
+    assert.equal("v", req.headers["x-thing"])
+    assert.equal("a, b", req.headers.accept)
+    assert.equal("1.1", req.version)
+    assert.is_true(req.keep_alive)
+    assert.equal("", p:body())
+    assert.is_nil(p:next())
+  end)
+
+  it("collects repeated query keys into a list", function()
+    local p = Parser.new()
+    p:feed("GET /?a=1&a=2&a=3&b=%zz HTTP/1.1\r\n\r\n")
+    local req = p:next()
+    assert.same({"1", "2", "3"}, req.query.a)
+    assert.equal("%zz", req.query.b)
+  end)
+
+  it("takes the path of an absolute-form URL", function()
+    local p = Parser.new()
+    p:feed("GET http://h:8/p/q?k=v HTTP/1.1\r\nHost: h\r\n\r\n")
+    local req = p:next()
+    assert.equal("/p/q", req.path)
+    assert.equal("v", req.query.k)
+  end)
+
+  it("waits for more bytes, fed one at a time", function()
+    local p = Parser.new()
+    local msg = "POST /up HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
+    local head_end = msg:find("\r\n\r\n", 1, true) + 3
+    local req
+    for i = 1, #msg do
+      p:feed(msg:sub(i, i))
+      if not req then
+        req = p:next()
+        assert.equal(i >= head_end, req ~= nil)
+      elseif i < #msg then
+        assert.is_nil(p:body())
+      end
+    end
+    assert.equal("POST", req.method)
+    assert.equal("hello", p:body())
+  end)
+
+  it("returns pipelined requests one at a time, skipping unread bodies",
+     function()
+    local p = Parser.new()
+    p:feed("POST /1 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc" ..
+           "GET /2 HTTP/1.1\r\n\r\n" ..
+           "POST /3 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" ..
+           "3\r\nxyz\r\n2\r\n12\r\n0\r\n\r\n")
+    assert.equal("/1", p:next().path)          -- body left unread
+    assert.equal("/2", p:next().path)
+    assert.equal("/3", p:next().path)
+    assert.equal("xyz12", p:body())
+    assert.is_nil(p:next())
+  end)
+
+  it("knows HTTP/1.0 and Connection: close", function()
+    local p = Parser.new()
+    p:feed("GET / HTTP/1.0\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+    local a = p:next()
+    assert.equal("1.0", a.version)
+    assert.is_false(a.keep_alive)
+    assert.is_false(p:next().keep_alive)
+  end)
+
+  it("sees Expect: 100-continue", function()
+    local p = Parser.new()
+    p:feed("PUT /x HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n")
+    assert.is_true(p:next().expect_continue)
+  end)
+
+  local function proto_error(data, limits)
+    local p = Parser.new(limits)
+    p:feed(data)
+    local ok, err = pcall(function()
+      assert(p:next(), "head expected")
+      p:body()
+    end)
+    assert.is_false(ok)
+    assert.equal("EPROTO", err.code)
+    return err.status, err
+  end
+
+  it("rejects malformed requests with 400", function()
+    assert.equal(400, proto_error("BREW / HTTP/1.1\r\n\r\n"))
+    assert.equal(400, proto_error("GET / HTTP/1.1\r\nBad Header\r\n\r\n"))
+    assert.equal(505, proto_error("GET / HTTP/9.1\r\n\r\n"))
+    assert.equal(400, proto_error("GET /\x01 HTTP/1.1\r\n\r\n"))
+    assert.equal(400, proto_error(
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"))
+  end)
+
+  it("rejects Content-Length with Transfer-Encoding and duplicate lengths",
+     function()
+    assert.equal(400, proto_error("POST / HTTP/1.1\r\nContent-Length: 4\r\n" ..
+      "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"))
+    assert.equal(400, proto_error("POST / HTTP/1.1\r\nContent-Length: 4\r\n" ..
+      "Content-Length: 5\r\n\r\nabcde"))
+    assert.equal(400, proto_error("POST / HTTP/1.1\r\n" ..
+      "Transfer-Encoding: gzip\r\n\r\nabc"))
+  end)
+
+  it("enforces the header and body limits", function()
+    local big = "GET / HTTP/1.1\r\nX: " .. ("a"):rep(2000) .. "\r\n\r\n"
+    assert.equal(431, proto_error(big, {header_bytes = 1024}))
+    assert.equal(413, proto_error(
+      "POST / HTTP/1.1\r\nContent-Length: 2000\r\n\r\n", {body_bytes = 100}))
+    assert.equal(413, proto_error("POST / HTTP/1.1\r\n" ..
+      "Transfer-Encoding: chunked\r\n\r\n80\r\n" .. ("x"):rep(128) .. "\r\n",
+      {body_bytes = 100}))
+  end)
+
+  it("reports a truncated request at end of input", function()
+    local p = Parser.new()
+    p:feed("POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
+    assert.truthy(p:next())
+    assert.is_nil(p:body())
+    p:feed(nil)
+    local ok, err = pcall(p.body, p)
+    assert.is_false(ok)
+    assert.equal("EPROTO", err.code)
+  end)
+
+  it("checks its arguments", function()
+    assert.has_error(function() Parser.new(5) end)
+    assert.has_error(function() Parser.new({body_bytes = "x"}) end)
+    assert.has_error(function() Parser.new():feed({}) end)
+  end)
+end)
+
+describe("http.serve", function()
+  it("answers curl with a string handler result", function()
+    local srv = serve(function(req) return "hello " .. req.path end)
+    local st, out = curl("-i " .. url(srv, "/there"))
+    stop(srv)
+    assert.equal(0, st)
+    local r = peer.parse_responses(out)[1]
+    assert.equal(200, r.status)
+    assert.equal("hello /there", r.body)
+    assert.equal("text/plain", r.headers["content-type"])
+    assert.equal("12", r.headers["content-length"])
+    assert.truthy(r.headers.date:match("^%a%a%a, %d%d %a%a%a %d%d%d%d " ..
+                                       "%d%d:%d%d:%d%d GMT$"))
+  end)
+
+  it("gives the handler method, path, query, headers and remote",
+     function()
+    local seen
+    local srv = serve(function(req)
+      seen = {method = req.method, path = req.path, query = req.query,
+              agent = req.headers["user-agent"], x = req.headers["x-test"],
+              remote = req.remote}
+      return "ok"
+    end)
+    local st = curl("-H 'X-Test: yes' " ..
+                    peer.quote(url(srv, "/p/q?a=1&b=%C3%A9t%C3%A9")))
+    stop(srv)
+    assert.equal(0, st)
+    assert.equal("GET", seen.method)
+    assert.equal("/p/q", seen.path)
+    assert.same({a = "1", b = "été"}, seen.query)
+    assert.truthy(seen.agent:match("^curl/"))
+    assert.equal("yes", seen.x)
+    assert.truthy(seen.remote:match("^127%.0%.0%.1:%d+$"))
+  end)
+
+  it("gives an empty query table when the URL has none", function()
+    local q
+    local srv = serve(function(req) q = req.query; return "" end)
+    curl(url(srv, "/"))
+    stop(srv)
+    assert.same({}, q)
+  end)
+
+  it("sends status, headers and body from a table", function()
+    local srv = serve(function()
+      return {status = 201, body = "made",
+              headers = {["X-One"] = "1", ["Set-Cookie"] = {"a=1", "b=2"},
+                         ["Content-Type"] = "application/json"}}
+    end)
+    local st, out = curl("-i " .. url(srv))
+    stop(srv)
+    assert.equal(0, st)
+    assert.truthy(out:match("^HTTP/1.1 201 Created\r\n"))
+    assert.truthy(out:find("X-One: 1\r\n", 1, true))
+    assert.truthy(out:find("Set-Cookie: a=1\r\n", 1, true))
+    assert.truthy(out:find("Set-Cookie: b=2\r\n", 1, true))
+    assert.truthy(out:find("Content-Type: application/json\r\n", 1, true))
+    assert.is_nil(out:find("text/plain", 1, true))
+    assert.truthy(out:match("\r\n\r\nmade$"))
+  end)
+
+  it("sends no body for 204 and 304", function()
+    local srv = serve(function(req)
+      return {status = tonumber(req.path:sub(2)), body = "ignored"}
+    end)
+    local _, out = curl("-i " .. url(srv, "/204"))
+    local _, out2 = curl("-i " .. url(srv, "/304"))
+    stop(srv)
+    assert.truthy(out:match("^HTTP/1.1 204 No Content\r\n"))
+    assert.is_nil(out:find("ignored", 1, true))
+    assert.is_nil(out:find("Content-Length", 1, true))
+    assert.truthy(out2:match("^HTTP/1.1 304 Not Modified\r\n"))
+  end)
+
+  it("reads request bodies lazily: Content-Length, chunked, 100-continue",
+     function()
+    local srv = serve(function(req)
+      local b = req:body()
+      assert(req:body() == b) -- a second call returns the same body
+      return req.method .. " " .. #b .. " " .. b:sub(1, 10)
+    end)
+    local _, a = curl("-d 'name=tide' " .. url(srv))
+    local _, b = curl("-H 'Transfer-Encoding: chunked' -d 'chunky-body' " ..
+                      url(srv))
+    local big = os.tmpname()
+    local f = io.open(big, "wb")
+    f:write(("0123456789"):rep(20000))
+    f:close()
+    local _, c = curl("-v -H 'Expect: 100-continue' --data-binary @" .. big ..
+                      " " .. url(srv))
+    os.remove(big)
+    stop(srv)
+    assert.equal("POST 9 name=tide", a)
+    assert.equal("POST 11 chunky-bod", b)
+    assert.truthy(c:find("HTTP/1.1 100 Continue", 1, true))
+    assert.truthy(c:find("POST 200000 0123456789", 1, true))
+  end)
+
+  it("streams an iterator body with chunked encoding", function()
+    local srv = serve(function()
+      local i = 0
+      return {headers = {["content-type"] = "text/csv"}, body = function()
+        i = i + 1
+        if i > 5 then return nil end
+        tide.sleep(0.001)
+        return "row" .. i .. "\n"
+      end}
+    end)
+    local _, out = curl("-i --raw " .. url(srv))
+    stop(srv)
+    assert.truthy(out:find("Transfer-Encoding: chunked\r\n", 1, true))
+    assert.truthy(out:find("5\r\nrow1\n\r\n", 1, true))
+    assert.truthy(out:match("0\r\n\r\n$"))
+    local r = peer.parse_responses(out)[1]
+    assert.equal("row1\nrow2\nrow3\nrow4\nrow5\n", r.body)
+  end)
+
+  it("answers HEAD with headers only", function()
+    local srv = serve(function() return "twelve bytes" end)
+    local _, out = curl("-I " .. url(srv))
+    stop(srv)
+    assert.truthy(out:find("Content-Length: 12\r\n", 1, true))
+    assert.is_nil(out:find("twelve", 1, true))
+  end)
+
+  it("keeps connections alive across requests", function()
+    local remotes = {}
+    local srv = serve(function(req)
+      remotes[#remotes + 1] = req.remote
+      return "r" .. #remotes
+    end)
+    local st, out = curl(url(srv, "/1") .. " " .. url(srv, "/2") .. " " ..
+                         url(srv, "/3"))
+    stop(srv)
+    assert.equal(0, st)
+    assert.equal("r1r2r3", out)
+    assert.equal(remotes[1], remotes[2])
+    assert.equal(remotes[1], remotes[3])
+  end)
+
+  it("serves pipelined requests in order", function()
+    local srv = serve(function(req)
+      if req.path == "/slow" then tide.sleep(0.02) end
+      return req.path
+    end)
+    local out = peer.raw(srv.port, {
+      "GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /a HTTP/1.1\r\nHost: x\r\n" ..
+      "\r\nPOST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyzGET /c HTTP/1.1" ..
+      "\r\nConnection: close\r\n\r\n"})
+    stop(srv)
+    local rs = peer.parse_responses(out)
+    assert.equal(4, #rs)
+    assert.equal("/slow", rs[1].body)
+    assert.equal("/a", rs[2].body)
+    assert.equal("/b", rs[3].body)
+    assert.equal("/c", rs[4].body)
+    assert.equal("close", rs[4].headers.connection)
+  end)
+
+  it("speaks HTTP/1.0: close by default, keep-alive on request", function()
+    local srv = serve(function() return "ten" end)
+    local out, ending = peer.raw(srv.port, {"GET / HTTP/1.0\r\n\r\n"})
+    local out2 = peer.raw(srv.port, {
+      "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" ..
+      "GET / HTTP/1.0\r\n\r\n"})
+    stop(srv)
+    assert.equal("EOF", ending)
+    assert.truthy(out:find("Connection: close\r\n", 1, true))
+    local rs = peer.parse_responses(out2)
+    assert.equal(2, #rs)
+    assert.equal("keep-alive", rs[1].headers.connection)
+    assert.equal("close", rs[2].headers.connection)
+  end)
+
+  it("turns a handler error into a logged 500", function()
+    local srv = serve(function(req)
+      if req.path == "/boom" then error("kaboom") end
+      if req.path == "/bad" then return 42 end
+      return "fine"
+    end)
+    local _, a = curl("-i " .. url(srv, "/boom"))
+    local _, b = curl("-i " .. url(srv, "/bad"))
+    local _, c = curl(url(srv, "/ok"))
+    stop(srv)
+    assert.truthy(a:match("^HTTP/1.1 500 Internal Server Error\r\n"))
+    assert.truthy(b:match("^HTTP/1.1 500 "))
+    assert.equal("fine", c)
+    assert.truthy(srv.logged[1]:find("kaboom", 1, true))
+    assert.truthy(srv.logged[1]:find("stack traceback", 1, true))
+    assert.truthy(srv.logged[2]:find("bad response", 1, true))
+  end)
+
+  it("refuses response headers that would split the response", function()
+    local srv = serve(function()
+      return {headers = {["X-Evil"] = "a\r\nSet-Cookie: stolen"}, body = "x"}
+    end)
+    local _, out = curl("-i " .. url(srv))
+    stop(srv)
+    assert.truthy(out:match("^HTTP/1.1 500 "))
+    assert.is_nil(out:find("stolen", 1, true))
+  end)
+
+  it("works with Python's http.client, keep-alive included", function()
+    local srv = serve(function(req)
+      return {headers = {["X-Method"] = req.method},
+              body = req.method == "POST" and req:body():upper() or "get"}
+    end)
+    local st, out = peer.run(("python3 -c %s %d"):format(peer.quote([[
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
+for i in range(3):
+    c.request("GET", "/g%d" % i)
+    r = c.getresponse()
+    print(r.status, r.read().decode(), r.getheader("X-Method"))
+c.request("POST", "/p", body=b"shout", headers={"Content-Type": "x/y"})
+r = c.getresponse()
+print(r.status, r.read().decode())
+print("same socket", c.sock is not None)
+]]), srv.port))
+    stop(srv)
+    assert.equal(0, st, out)
+    assert.equal("200 get GET\n200 get GET\n200 get GET\n200 SHOUT\n" ..
+                 "same socket True\n", out)
+  end)
+
+  it("works with Node's http client and a keep-alive agent", function()
+    local seen = {}
+    local srv = serve(function(req)
+      seen[req.remote] = true
+      if req.method == "POST" then return "got " .. req:body() end
+      return {status = 202, body = "node " .. req.path}
+    end)
+    local st, out = peer.run(("node -e %s %d"):format(peer.quote([[
+const http = require("http");
+const port = +process.argv[1];
+const agent = new http.Agent({keepAlive: true, maxSockets: 1});
+function req(method, path, body) {
+  return new Promise((ok, fail) => {
+    const r = http.request({port, host: "127.0.0.1", method, path, agent},
+      res => { let d = ""; res.on("data", c => d += c);
+               res.on("end", () => ok(res.statusCode + " " + d)); });
+    r.on("error", fail);
+    if (body) r.write(body);
+    r.end();
+  });
+}
+(async () => {
+  console.log(await req("GET", "/a"));
+  console.log(await req("POST", "/b", "payload"));
+  console.log(await req("GET", "/c"));
+  agent.destroy();
+})();
+]]), srv.port))
+    stop(srv)
+    assert.equal(0, st, out)
+    assert.equal("202 node /a\n200 got payload\n202 node /c\n", out)
+    local n = 0
+    for _ in pairs(seen) do n = n + 1 end
+    assert.equal(1, n)
+  end)
+
+  it("closes gracefully: in-flight requests finish, new ones are refused",
+     function()
+    local started = tide.future()
+    local srv = serve(function()
+      started:set()
+      tide.sleep(0.2)
+      return "finished"
+    end)
+    local port = srv.port
+    local slow = peer.spawn("curl -sS --max-time 10 " .. url(srv))
+    started:await()
+    srv:close()
+    local st2, out2 = curl(("http://127.0.0.1:%d/"):format(port))
+    local st, out = slow:wait()
+    srv:wait()
+    assert.equal(0, st)
+    assert.equal("finished", out)
+    assert.are_not.equal(0, st2)
+    assert.truthy(out2:find("refused", 1, true) or out2:find("onnect", 1, true))
+    assert.equal(0, srv:connections())
+  end)
+
+  it("closes idle keep-alive connections on close()", function()
+    local srv = serve(function() return "x" end)
+    local raw = peer.raw_spawn(srv.port, {"GET / HTTP/1.1\r\n\r\n",
+                                          {timeout = 5}})
+    while srv:connections() == 0 do tide.sleep(0.01) end
+    tide.sleep(0.05)
+    local t0 = tide.now()
+    stop(srv)
+    local out, ending = raw:wait()
+    assert.equal("EOF", ending)
+    assert.equal(1, #peer.parse_responses(out))
+    assert.is_true(tide.now() - t0 < 4)
+  end)
+
+  it("waits at the connection limit and goes on when one closes", function()
+    local srv = serve(function(req)
+      if req.path == "/hold" then tide.sleep(0.3) end
+      return req.path
+    end, {limits = {connections = 1}})
+    local hold = peer.spawn("curl -sS --max-time 10 " .. url(srv, "/hold"))
+    while srv:connections() == 0 do tide.sleep(0.01) end
+    local t0 = tide.now()
+    local st, out = curl(url(srv, "/next"))
+    local waited = tide.now() - t0
+    local _, out1 = hold:wait()
+    stop(srv)
+    assert.equal(0, st)
+    assert.equal("/next", out)
+    assert.equal("/hold", out1)
+    assert.is_true(waited > 0.1)
+  end)
+
+  it("closes a keep-alive connection left idle too long", function()
+    local srv = serve(function() return "x" end,
+                      {limits = {idle_timeout = 0.2}})
+    local t0 = tide.now()
+    local out, ending = peer.raw(srv.port, {"GET / HTTP/1.1\r\n\r\n",
+                                            {timeout = 5}})
+    local took = tide.now() - t0
+    stop(srv)
+    assert.equal("EOF", ending)
+    assert.equal(200, peer.parse_responses(out)[1].status)
+    assert.is_true(took < 4)
+  end)
+
+  it("lets a handler time out reading a body that never comes", function()
+    local srv = serve(function(req)
+      if req.method == "GET" then return "after" end
+      local ok, err = pcall(tide.timeout, 0.1, req.body, req)
+      assert(not ok)
+      return {status = 408, body = err.code,
+              headers = {connection = "close"}}
+    end)
+    local out = peer.raw(srv.port, {
+      "POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc", {timeout = 5}})
+    local st, after = curl(url(srv, "/"))
+    stop(srv)
+    local r = peer.parse_responses(out)[1]
+    assert.equal(408, r.status)
+    assert.equal("ETIMEDOUT", r.body)
+    assert.equal(0, st)
+    assert.equal("after", after)
+  end)
+
+  it("cleans up when a connection's task is cancelled mid-request",
+     function()
+    local srv = serve(function(req)
+      if req.path == "/cancel" then
+        tide.current():cancel("test")
+        tide.sleep(1)
+      end
+      return "alive"
+    end)
+    local out, ending = peer.raw(srv.port, {"GET /cancel HTTP/1.1\r\n\r\n"})
+    assert.equal("", out)
+    assert.equal("EOF", ending)
+    local st, ok = curl(url(srv, "/"))
+    assert.equal(0, st)
+    assert.equal("alive", ok)
+    stop(srv)
+    assert.equal(0, srv:connections())
+  end)
+
+  it("frees the port when the accepting task is cancelled", function()
+    local srv = serve(function() return "x" end)
+    local port = srv.port
+    tide.sleep(0)
+    srv._task:cancel()
+    pcall(tide.await, srv._task)
+    local again = serve(function() return "again" end, {port = port})
+    local st, out = curl(url(again))
+    stop(again)
+    assert.equal(0, st)
+    assert.equal("again", out)
+  end)
+
+  it("raises EADDRINUSE for a taken port, unless reuseport is set",
+     function()
+    local a = serve(function() return "a" end, {reuseport = true})
+    local ok, err = pcall(http.serve, {port = a.port,
+                                       handler = function() end})
+    assert.is_false(ok)
+    assert.equal("EADDRINUSE", err.code)
+    local b = serve(function() return "b" end, {port = a.port,
+                                                reuseport = true})
+    assert.equal(a.port, b.port)
+    local st, out = curl(url(b))
+    stop(a)
+    stop(b)
+    assert.equal(0, st)
+    assert.truthy(out == "a" or out == "b")
+  end)
+
+  it("checks its arguments", function()
+    assert.has_error(function() http.serve() end,
+      "bad argument #1 to 'serve' (table expected, got nil)")
+    assert.has_error(function() http.serve{port = 0} end,
+      "bad argument #1 to 'serve' (handler must be a function, got nil)")
+    assert.has_error(function()
+      http.serve{port = "x", handler = print}
+    end)
+    assert.has_error(function()
+      http.serve{port = 0, handler = print, limits = {body_bytes = -1}}
+    end)
+    assert.has_error(function()
+      http.serve{host = "not a host", port = 0, handler = print}
+    end)
+  end)
+
+  it("listens on IPv6 loopback", function()
+    local srv = serve(function(req) return req.remote end, {host = "::1"})
+    local st, out = curl(("http://[::1]:%d/"):format(srv.port))
+    stop(srv)
+    assert.equal(0, st)
+    assert.truthy(out:match("^%[::1%]:%d+$"))
+  end)
+end)
