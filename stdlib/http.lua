@@ -58,20 +58,42 @@ local function describe(req)
   return (req.method or "?") .. " " .. (req.path or "?")
 end
 
+-- End a connection the server chose to end without losing its last
+-- response: flush and send FIN, then drop what the peer still sends until
+-- it closes (briefly), so closing does not answer its data with a reset
+-- that could destroy the response in flight.
+local LINGER = 2
+
+local function linger(conn)
+  local s = conn:stream()
+  if s:closed() then return end
+  pcall(function()
+    s:shutdown()
+    tide.timeout(LINGER, function()
+      while s:read() do end
+    end)
+  end)
+end
+
 -- One connection: requests in order until the connection is done.
 local function serve_conn(srv, conn, handler)
   local log = srv.log
+  local recv = conn.recv
   while true do
-    local req = conn:recv()
+    local ok, req = pcall(recv, conn)
+    if not ok then
+      if is_error(req, "ECANCELED") then error(req, 0) end
+      return -- idle or header deadline, reset, or closed by server:close()
+    end
     if not req then break end
-    local ok, res = xpcall(handler, capture, req)
-    if ok then
+    local ok1, res = xpcall(handler, capture, req)
+    if ok1 then
       local ok2, err = pcall(respond, conn, res)
       if not ok2 then
         if is_error(err, "ECANCELED") then error(err, 0) end
-        -- A write failure just ends the connection; anything else is a bad
-        -- response from the handler.
-        if not (is_error(err) and (err.op == "http.write")) then
+        -- A failed or stalled write just ends the connection; anything
+        -- else is a bad response from the handler.
+        if not (is_error(err) and err.op == "http.write") then
           log(("bad response to %s: %s"):format(describe(req),
                                                  tostring(err)))
         end
@@ -87,7 +109,7 @@ local function serve_conn(srv, conn, handler)
       conn:fail(500)
     end
   end
-  conn:finish()
+  linger(conn)
 end
 
 local Server = {}

@@ -229,33 +229,20 @@ void tide__rp_init(rp_t *rp, const limits_t *lim) {
 }
 
 void tide__rp_free(rp_t *rp) {
-  free(rp->in);
   free(rp->arena);
   free(rp->hdrs);
   free(rp->body);
-  rp->in = rp->arena = rp->body = NULL;
+  rp->arena = rp->body = NULL;
   rp->hdrs = NULL;
 }
 
-/* Move unparsed bytes to the front of the input buffer. */
-void tide__rp_compact(rp_t *rp) {
-  if (rp->off == 0) return;
-  if (rp->off < rp->len)
-    memmove(rp->in, rp->in + rp->off, rp->len - rp->off);
-  rp->len -= rp->off;
+void tide__rp_input(rp_t *rp, const char *data, size_t len) {
+  rp->in = data;
   rp->off = 0;
+  rp->len = len;
 }
 
-/* Append bytes to the input (the Parser object's feed). */
-static int rp_append(rp_t *rp, const char *data, size_t n) {
-  tide__rp_compact(rp);
-  if (tide__grow(&rp->in, &rp->cap, rp->len + n) < 0) return -1;
-  memcpy(rp->in + rp->len, data, n);
-  rp->len += n;
-  return 0;
-}
-
-/* Run the parser over the buffered input until it pauses (head or message
+/* Run the parser over the input view until it pauses (head or message
 ** complete), runs out of input, or fails.  eof: the peer has finished
 ** sending.  Returns STEP_OK, STEP_MORE or STEP_ERROR. */
 static int rp_exec(rp_t *rp, int eof) {
@@ -267,7 +254,6 @@ static int rp_exec(rp_t *rp, int eof) {
     int was_head = rp->state == RP_IDLE || rp->state == RP_HEAD;
     n = http_parser_execute(&rp->hp, &rp_settings, rp->in + rp->off, avail);
     rp->off += n;
-    if (rp->off == rp->len) rp->off = rp->len = 0;
     if (was_head) {
       /* The parser paused at the end of a head, so everything consumed
       ** from an idle or head state belongs to the current head. */
@@ -502,8 +488,24 @@ int tide__rp_raise(lua_State *L, rp_t *rp, const char *op) {
 
 typedef struct {
   rp_t rp;
+  char *buf;      /* fed, not yet parsed */
+  size_t len, cap;
   int eof;
 } parser_ud;
+
+/* Point the parser at the buffered bytes / drop what it consumed. */
+static void parser_begin(parser_ud *p) {
+  tide__rp_input(&p->rp, p->buf, p->len);
+}
+
+static void parser_end(parser_ud *p) {
+  size_t used = p->rp.off;
+  if (used > 0) {
+    memmove(p->buf, p->buf + used, p->len - used);
+    p->len -= used;
+  }
+  tide__rp_input(&p->rp, NULL, 0);
+}
 
 static parser_ud *check_parser(lua_State *L) {
   return (parser_ud *)luaL_checkudata(L, 1, PARSER_MT);
@@ -516,6 +518,8 @@ static int hs_parser(lua_State *L) {
   tide__rp_limits(L, 1, &lim);
   p = (parser_ud *)lua_newuserdatauv(L, sizeof *p, 0);
   tide__rp_init(&p->rp, &lim);
+  p->buf = NULL;
+  p->len = p->cap = 0;
   p->eof = 0;
   luaL_setmetatable(L, PARSER_MT);
   return 1;
@@ -531,7 +535,10 @@ static int parser_feed(lua_State *L) {
     return 0;
   }
   s = luaL_checklstring(L, 2, &n);
-  if (rp_append(&p->rp, s, n) < 0) return luaL_error(L, "out of memory");
+  if (tide__grow(&p->buf, &p->cap, p->len + n) < 0)
+    return luaL_error(L, "out of memory");
+  memcpy(p->buf + p->len, s, n);
+  p->len += n;
   return 0;
 }
 
@@ -539,7 +546,10 @@ static int parser_feed(lua_State *L) {
 ** raises EPROTO (with `status`) on malformed input. */
 static int parser_next(lua_State *L) {
   parser_ud *p = check_parser(L);
-  int r = tide__rp_next_head(&p->rp, p->eof);
+  int r;
+  parser_begin(p);
+  r = tide__rp_next_head(&p->rp, p->eof);
+  parser_end(p);
   if (r == STEP_ERROR) return tide__rp_raise(L, &p->rp, "http.parse");
   if (r == STEP_MORE) return 0;
   tide__rp_push_request(L, &p->rp, 1);
@@ -550,7 +560,10 @@ static int parser_next(lua_State *L) {
 ** input is needed. */
 static int parser_body(lua_State *L) {
   parser_ud *p = check_parser(L);
-  int r = tide__rp_read_body(&p->rp, p->eof);
+  int r;
+  parser_begin(p);
+  r = tide__rp_read_body(&p->rp, p->eof);
+  parser_end(p);
   if (r == STEP_ERROR) {
     if (!p->rp.err_status) return luaL_error(L, "no request to read a body of");
     return tide__rp_raise(L, &p->rp, "http.parse");
@@ -563,13 +576,16 @@ static int parser_body(lua_State *L) {
 /* p:buffered() -> bytes received and not parsed yet */
 static int parser_buffered(lua_State *L) {
   parser_ud *p = check_parser(L);
-  lua_pushinteger(L, (lua_Integer)(p->rp.len - p->rp.off));
+  lua_pushinteger(L, (lua_Integer)p->len);
   return 1;
 }
 
 static int parser__gc(lua_State *L) {
   parser_ud *p = (parser_ud *)luaL_checkudata(L, 1, PARSER_MT);
   tide__rp_free(&p->rp);
+  free(p->buf);
+  p->buf = NULL;
+  p->len = p->cap = 0;
   return 0;
 }
 

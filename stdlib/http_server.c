@@ -1,17 +1,18 @@
 /*
-** http_server.c: the C half of tide.http's HTTP/1.1 server.  It owns the
-** request parser (Debian's http-parser, driven over a per-connection input
-** buffer: request heads, lazy bodies, pipelining, limits), the response
-** serialiser (status line, a cached Date header, Content-Length or chunked
-** framing, keep-alive decisions), and the sockets: a Listener owns a
-** malloced uv_tcp_t listening handle and every Conn it accepted; a Conn owns
-** a malloced record holding its uv_tcp_t, its parser and its buffers, freed
-** in the handle's close callback.  The Lua half (stdlib/http.lua) runs one
-** task per connection that loops recv -> handler -> respond.
+** http_server.c: the C half of tide.http's HTTP/1.1 server (module
+** tide.http_server).  It owns the listening socket (a Listener: a malloced
+** uv_tcp_t, freed in its close callback once no connection refers to it),
+** the connection limit, graceful close, and one Conn per accepted
+** connection: a userdata holding the request parser (stdlib/http_parser.c)
+** over the connection's tide.Stream, the header/idle deadline, and the
+** response serialiser (status line, a cached Date header, Content-Length or
+** chunked framing, keep-alive decisions).  The Lua half (stdlib/http.lua)
+** runs one task per connection that loops recv -> handler -> respond.
 **
-** Parsing runs on the connection's task, inside recv() and body(), never in
-** libuv callbacks: the read callback only appends bytes and wakes the task.
-** The same parser core backs the Parser object the unit specs drive.
+** The parser runs in place over the Stream's read buffer, on the
+** connection's task, inside recv() and body(); libuv callbacks only buffer
+** bytes and wake the task.  Responses go out with one uv_try_write when the
+** socket takes them.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,15 +21,13 @@
 #include <sys/socket.h>
 
 #include "internal.h"
+#include "stream.h"
 #include "http_wire.h"
 #include "../vm/compat.h"
 
 #define LISTENER_MT "tide.http.Listener"
 #define CONN_MT "tide.http.Conn"
 
-#define IN_CHUNK 16384          /* bytes asked of each read */
-#define WRITE_HWM (64 * 1024)   /* respond() waits above this many queued */
-#define LINGER_SECONDS 2.0      /* finish(): wait this long for the peer */
 
 /* ---- response serialisation ----------------------------------------------- */
 
@@ -153,119 +152,85 @@ struct listener {
   date_cache_t date;
 };
 
-enum { WAIT_NONE, WAIT_DATA, WAIT_DRAIN, WAIT_LINGER };
+/* What the conn's deadline guards. */
+enum { TK_NONE, TK_IDLE, TK_HEAD, TK_BODY, TK_WRITE };
 
+/* Wait names.  The deadline interrupts its task only while the task still
+** waits under one of these (compared by address). */
+static const char WHAT_RECV[] = "http.recv";
+static const char WHAT_BODY[] = "http.body";
+static const char WHAT_WRITE[] = "http.write";
+
+/* A connection; lives in the Conn userdata, whose uservalue keeps its
+** Stream alive. */
 struct conn {
-  uv_tcp_t tcp;            /* this record is malloced and freed in the
-                              handle's close callback */
   rp_t rp;
+  tide_stream_t *s;        /* NULL once closed */
   listener_t *srv;         /* NULL once unlinked */
   conn_t *prev, *next;
   tide_runtime_t *rt;
-  tide_wait_t *waiter;     /* the conn's task, while it waits */
-  int wait_kind;
-  tide_timer_t timer;      /* header/idle/linger deadline */
-  int timed_out;
-  int reading, eof, rerr, werr;
-  int closed, draining, shut;
-  int in_response;         /* a request head was handed out, no response
-                              finished yet */
+  tide_timer_t timer;      /* idle, header, body or write deadline */
+  tide_task_t *timer_task; /* the task the deadline interrupts */
+  int timer_kind;
+  int werr;
+  int in_response;         /* a request was handed out and its response is
+                              not complete */
   int keep;                /* keep the connection after this response */
   int head_only;           /* HEAD request: no body bytes */
   int http10;
   int chunked;             /* streaming a chunked body */
   int continue_sent;
-  uint64_t due;            /* loop time (ms) the head or linger must end
-                              by; 0 while not set */
-  obuf_t out;
+  int draining;            /* the listener is closing */
+  int closed;
+  uint64_t due;            /* loop time (ms) the current head must be
+                              complete by; 0 while no byte of it came */
+  obuf_t out;              /* the response head being built */
 };
-
-typedef struct {
-  conn_t *c;
-} conn_ud;
 
 typedef struct {
   listener_t *l;
 } listener_ud;
 
 /* Uservalues of a Conn userdata. */
-enum { CONN_UV_REQ = 1, CONN_UV_META, CONN_UV_REMOTE, CONN_NUV = 3 };
+enum { CONN_UV_STREAM = 1, CONN_UV_REQ, CONN_UV_META, CONN_UV_REMOTE,
+       CONN_NUV = 4 };
 
-typedef struct {
-  uv_write_t req;
-  conn_t *c;
-  char data[];
-} write_req_t;
-
-static void conn_wake(conn_t *c) {
-  if (c->waiter) {
-    tide_wait_t *w = c->waiter;
-    c->waiter = NULL;
-    c->wait_kind = WAIT_NONE;
-    tide_wait_wake(w);
-  }
-}
-
+/* The deadline expired.  An expired head gets its 408 here; the task is
+** interrupted with ETIMEDOUT if it still waits where the deadline was set.
+** Runs no Lua. */
 static void timer_fire(tide_timer_t *tm) {
   conn_t *c = tide_container_of(tm, conn_t, timer);
-  c->timed_out = 1;
-  conn_wake(c);
-}
-
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  /* owns nothing: the buffer is the conn's input buffer */
-  conn_t *c = (conn_t *)h;
-  rp_t *rp = &c->rp;
-  size_t want;
-  (void)suggested;
-  if (rp->off > 0 && rp->cap - rp->len < IN_CHUNK) tide__rp_compact(rp);
-  want = rp->len + IN_CHUNK;
-  if (want > tide__rp_max_in(rp)) want = tide__rp_max_in(rp);
-  if (want > rp->cap && tide__grow(&rp->in, &rp->cap, want) < 0) want = rp->cap;
-  buf->base = rp->in + rp->len;
-  buf->len = rp->cap > rp->len ? rp->cap - rp->len : 0;
-}
-
-static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
-  /* owns nothing: bytes land in the conn's input buffer */
-  conn_t *c = (conn_t *)s;
-  (void)buf;
-  if (n > 0) {
-    c->rp.len += (size_t)n;
-    if (c->wait_kind == WAIT_LINGER) c->rp.off = c->rp.len = 0;
-    if (c->rp.len >= tide__rp_max_in(&c->rp)) {
-      uv_read_stop(s);
-      c->reading = 0;
-    }
-  } else if (n < 0) {
-    if (n == UV_EOF) c->eof = 1;
-    else c->rerr = (int)n;
-    uv_read_stop(s);
-    c->reading = 0;
-  } else {
-    return;
+  tide_task_t *t = c->timer_task;
+  const char *what = c->timer_kind == TK_WRITE ? WHAT_WRITE
+                   : c->timer_kind == TK_BODY ? WHAT_BODY : WHAT_RECV;
+  c->timer_task = NULL;
+  if (!c->s) return;
+  if (c->timer_kind == TK_HEAD) {
+    static const char resp[] =
+        "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\n"
+        "Content-Length: 16\r\nConnection: close\r\n\r\nRequest Timeout\n";
+    tide_stream_write(c->s, resp, sizeof resp - 1);
   }
-  if (c->wait_kind == WAIT_DATA || c->wait_kind == WAIT_LINGER) conn_wake(c);
+  c->keep = 0;
+  if (t && t->status == TIDE_TASK_WAITING && t->wait &&
+      t->wait->what == what)
+    tide__task_interrupt(t, TIDE_WAKE_TIMEDOUT);
 }
 
-static void conn_start_reading(conn_t *c) {
-  if (!c->reading && !c->eof && !c->rerr && !c->closed &&
-      c->rp.len < tide__rp_max_in(&c->rp)) {
-    if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
-      c->reading = 1;
-  }
+static void timer_arm(lua_State *L, conn_t *c, int kind, double secs) {
+  c->timer_kind = kind;
+  c->timer_task = tide_task_current(L);
+  tide__timer_start(c->rt, &c->timer, secs);
+}
+
+static void timer_stop(conn_t *c) {
+  if (c->timer.index >= 0) tide__timer_stop(c->rt, &c->timer);
+  c->timer_task = NULL;
+  c->timer_kind = TK_NONE;
 }
 
 static void listener_maybe_free(listener_t *l) {
   if (l->handle_closed && !l->conns) free(l);
-}
-
-static void conn_closed_cb(uv_handle_t *h) {
-  /* owns the conn record: nothing else refers to it any more */
-  conn_t *c = (conn_t *)h;
-  tide__rp_free(&c->rp);
-  free(c->out.p);
-  free(c);
 }
 
 /* Take the conn out of its listener's list and count. */
@@ -287,81 +252,42 @@ static void conn_unlink(conn_t *c) {
   listener_maybe_free(l);
 }
 
-/* Close a connection at once (close(), __close and __gc): wake its waiter,
-** stop its timer, leave the listener, close the handle. */
-static void conn_close_now(conn_ud *u) {
-  conn_t *c = u->c;
-  if (!c) return;
-  u->c = NULL;
+/* close(), __close and __gc: stop the deadline, leave the listener, close
+** the Stream (which flushes queued output in the background). */
+static void conn_close_now(conn_t *c) {
+  if (c->closed) return;
   c->closed = 1;
-  tide__timer_stop(c->rt, &c->timer);
-  conn_wake(c);
+  timer_stop(c);
   conn_unlink(c);
-  uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
+  if (c->s) tide_stream_close(c->s);
+  c->s = NULL;
+  tide__rp_free(&c->rp);
+  free(c->out.p);
+  c->out.p = NULL;
+  c->out.len = c->out.cap = 0;
 }
 
 static conn_t *check_conn(lua_State *L, int idx) {
-  conn_ud *u = (conn_ud *)luaL_checkudata(L, idx, CONN_MT);
-  if (!u->c) luaL_error(L, "attempt to use a closed connection");
-  return u->c;
+  conn_t *c = (conn_t *)luaL_checkudata(L, idx, CONN_MT);
+  if (c->closed) luaL_error(L, "attempt to use a closed connection");
+  return c;
 }
 
-static void write_cb(uv_write_t *req, int status) {
-  /* owns req; its conn is alive (close callbacks come after write ones) */
-  write_req_t *wr = (write_req_t *)req;
-  conn_t *c = wr->c;
-  free(wr);
-  if (status < 0 && !c->werr) c->werr = status;
-  if (c->wait_kind == WAIT_DRAIN &&
-      (c->tcp.write_queue_size <= WRITE_HWM / 2 || c->werr))
-    conn_wake(c);
-}
-
-/* Write bufs, directly when the socket takes them, else through a queued
-** copy.  Returns 0 or a libuv error. */
-static int conn_write(conn_t *c, uv_buf_t *bufs, int nbufs) {
-  size_t total = 0, skip = 0, rem;
-  int i, r;
-  write_req_t *wr;
-  char *p;
-  uv_buf_t b;
-  if (c->werr) return c->werr;
-  for (i = 0; i < nbufs; i++) total += bufs[i].len;
-  if (total == 0) return 0;
-  if (c->tcp.write_queue_size == 0) {
-    r = uv_try_write((uv_stream_t *)&c->tcp, bufs, (unsigned)nbufs);
-    if (r < 0 && r != UV_EAGAIN) {
-      c->werr = r;
-      return r;
-    }
-    if (r > 0) skip = (size_t)r;
-    if (skip == total) return 0;
-  }
-  rem = total - skip;
-  wr = malloc(sizeof *wr + rem);
-  if (!wr) return UV_ENOMEM;
-  wr->c = c;
-  p = wr->data;
-  for (i = 0; i < nbufs; i++) {
-    size_t n = bufs[i].len;
-    const char *s = bufs[i].base;
-    if (skip >= n) {
-      skip -= n;
-      continue;
-    }
-    s += skip;
-    n -= skip;
-    skip = 0;
-    memcpy(p, s, n);
-    p += n;
-  }
-  b = uv_buf_init(wr->data, (unsigned)rem);
-  r = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
+/* Queue output on the Stream; a failure is remembered and ends the
+** connection after this response. */
+static void conn_write(conn_t *c, uv_buf_t *bufs, unsigned nbufs) {
+  int r;
+  if (!c->s || c->werr) return;
+  r = tide_stream_writev(c->s, bufs, nbufs);
   if (r < 0) {
-    free(wr);
     c->werr = r;
+    c->keep = 0;
   }
-  return r;
+}
+
+static const char *conn_date(conn_t *c) {
+  return c->srv ? http_date(&c->srv->date, c->rt->loop)
+                : "Thu, 01 Jan 1970 00:00:00 GMT";
 }
 
 /* A short error response, sent before closing (400, 408, 413, 431). */
@@ -371,43 +297,10 @@ static void conn_send_error(conn_t *c, int status) {
   int n = snprintf(head, sizeof head,
                    "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: text/plain"
                    "\r\nContent-Length: %u\r\nConnection: close\r\n\r\n%s\n",
-                   status, why, c->srv ? http_date(&c->srv->date,
-                                                   c->tcp.loop) : "",
-                   (unsigned)strlen(why) + 1, why);
+                   status, why, conn_date(c), (unsigned)strlen(why) + 1, why);
   uv_buf_t b = uv_buf_init(head, (unsigned)n);
-  if (!c->srv) {
-    /* the Date line must not be empty: rebuild without it */
-    n = snprintf(head, sizeof head,
-                 "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
-                 "Content-Length: %u\r\nConnection: close\r\n\r\n%s\n",
-                 status, why, (unsigned)strlen(why) + 1, why);
-    b = uv_buf_init(head, (unsigned)n);
-  }
   conn_write(c, &b, 1);
   c->keep = 0;
-}
-
-static void conn_wait_cancel(tide_wait_t *w) {
-  conn_t *c = (conn_t *)w->data;
-  /* The conn is alive: closing it would have woken (and detached) us. */
-  c->waiter = NULL;
-  c->wait_kind = WAIT_NONE;
-  tide__timer_stop(c->rt, &c->timer);
-}
-
-/* Suspend the running task until the conn's read/write side moves, with a
-** deadline of `secs` (none if <= 0). */
-static int conn_wait(lua_State *L, conn_t *c, int kind, double secs,
-                     tide_resume_fn resume, const char *what) {
-  tide_task_t *t = tide_task_current(L);
-  tide_wait_t *w = tide_task_self_wait(t);
-  tide_wait_init(w, conn_wait_cancel, resume, c, TIDE_WAIT_DROPPABLE);
-  c->waiter = w;
-  c->wait_kind = kind;
-  c->timed_out = 0;
-  if (secs > 0) tide__timer_start(c->rt, &c->timer, secs);
-  if (kind == WAIT_DATA || kind == WAIT_LINGER) conn_start_reading(c);
-  return tide_wait_yield(L, w, what);
 }
 
 /* ---- Conn: recv ------------------------------------------------------------ */
@@ -431,162 +324,138 @@ static int conn_push_request(lua_State *L, conn_t *c) {
   return 1;
 }
 
-static int recv_resume(lua_State *L, tide_wait_t *w);
-
-/* The body of recv(), run at the call and after every wake-up: parse what
-** is buffered; hand out a head, answer a bad one, or wait for more bytes
+/* The body of recv(), run at the call and whenever bytes arrive: parse
+** what is buffered; hand out a head, answer a bad one, or wait for more
 ** under the idle or header deadline. */
-static int recv_step(lua_State *L) {
-  conn_ud *u = (conn_ud *)lua_touserdata(L, 1);
-  conn_t *c = u->c;
-  rp_t *rp;
-  int r, idle;
+static int recv_again(lua_State *L) {
+  conn_t *c = (conn_t *)lua_touserdata(L, 1);
+  tide_stream_t *s = c->s;
+  rp_t *rp = &c->rp;
+  const char *data;
+  size_t len, left;
+  int st, r, idle;
   uint64_t now;
-  double secs;
-  if (!c) return 0;
-  tide__timer_stop(c->rt, &c->timer);
+  timer_stop(c);
   /* A response left unfinished, or one that said "close", ends the
   ** connection; so do socket errors. */
-  if (c->in_response || !c->keep || c->werr || c->rerr) return 0;
-  rp = &c->rp;
-  r = tide__rp_next_head(rp, c->eof);
+  if (!s || c->in_response || !c->keep || c->werr) return 0;
+  data = tide_stream_buffered(s, &len);
+  st = tide_stream_read_status(s);
+  tide__rp_input(rp, data, len);
+  r = tide__rp_next_head(rp, st != 0);
+  left = len - rp->off;
+  tide_stream_consume(s, rp->off);
+  tide__rp_input(rp, NULL, 0);
   if (r == STEP_OK) return conn_push_request(L, c);
   if (r == STEP_ERROR) {
     conn_send_error(c, rp->err_status ? rp->err_status : 400);
     return 0;
   }
-  idle = rp->state == RP_IDLE && rp->len == rp->off;
-  if (c->eof) {
-    if (!idle) conn_send_error(c, 400);
-    return 0;
-  }
-  if (idle && c->draining) return 0;
-  if (c->timed_out) {
-    c->timed_out = 0;
-    if (!idle) conn_send_error(c, 408);
+  idle = rp->state == RP_IDLE && left == 0;
+  if (st != 0) {
+    if (!idle && st == UV_EOF) conn_send_error(c, 400);
     return 0;
   }
   if (idle) {
-    secs = rp->lim.idle_timeout;
+    if (c->draining) return 0;
+    c->due = 0;
+    timer_arm(L, c, TK_IDLE, rp->lim.idle_timeout);
   } else {
-    now = uv_now(c->tcp.loop);
+    now = uv_now(c->rt->loop);
     if (!c->due) c->due = now + (uint64_t)(rp->lim.header_timeout * 1000.0);
     if (c->due <= now) {
       conn_send_error(c, 408);
       return 0;
     }
-    secs = (double)(c->due - now) / 1000.0;
+    timer_arm(L, c, TK_HEAD, (double)(c->due - now) / 1000.0);
   }
-  return conn_wait(L, c, WAIT_DATA, secs, recv_resume, "http.recv");
-}
-
-static int recv_resume(lua_State *L, tide_wait_t *w) {
-  (void)w;
-  return recv_step(L);
+  return tide_stream_wait_read(L, s, left + 1, recv_again, WHAT_RECV);
 }
 
 /* conn:recv() -> the next request (a req table), or nil when the
-** connection is done: the peer closed it, it timed out, a malformed
-** request was answered with a 4xx, or the last response closed it. */
+** connection is done: the peer closed it, a malformed request was answered
+** with a 4xx, or the last response closed it.  Raises ETIMEDOUT when the
+** idle or header deadline passes (a late head was answered with 408), and
+** ECLOSED when the server closed the idle connection. */
 static int conn_recv(lua_State *L) {
-  conn_ud *u = (conn_ud *)luaL_checkudata(L, 1, CONN_MT);
+  conn_t *c = (conn_t *)luaL_checkudata(L, 1, CONN_MT);
   lua_settop(L, 1);
-  if (!u->c) return 0;
-  tide_async_check(L, "http.recv");
-  return recv_step(L);
+  if (c->closed) return 0;
+  return recv_again(L);
 }
 
 /* ---- req:body() ------------------------------------------------------------ */
 
-static int body_resume(lua_State *L, tide_wait_t *w);
-
-static int body_step(lua_State *L) {
-  conn_ud *u = (conn_ud *)lua_touserdata(L, lua_upvalueindex(1));
-  conn_t *c = u->c;
-  rp_t *rp;
-  int r;
-  if (!c) return tide_error_raisef(L, "ECLOSED", "http.body",
+static int body_again(lua_State *L) {
+  conn_t *c = (conn_t *)lua_touserdata(L, lua_upvalueindex(1));
+  tide_stream_t *s = c->s;
+  rp_t *rp = &c->rp;
+  const char *data;
+  size_t len, left;
+  int st, r;
+  timer_stop(c);
+  if (!s) return tide_error_raisef(L, "ECLOSED", "http.body",
                                    "connection closed");
-  tide__timer_stop(c->rt, &c->timer);
-  rp = &c->rp;
   if (rp->state == RP_BODY && rp->expect_continue && !c->continue_sent) {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     uv_buf_t b = uv_buf_init((char *)cont, sizeof cont - 1);
     c->continue_sent = 1;
     conn_write(c, &b, 1);
   }
-  r = tide__rp_read_body(rp, c->eof);
+  data = tide_stream_buffered(s, &len);
+  st = tide_stream_read_status(s);
+  tide__rp_input(rp, data, len);
+  r = tide__rp_read_body(rp, st != 0);
+  left = len - rp->off;
+  tide_stream_consume(s, rp->off);
+  tide__rp_input(rp, NULL, 0);
   if (r == STEP_OK) {
     lua_pushlstring(L, rp->body ? rp->body : "", rp->blen);
     lua_pushvalue(L, -1);
-    lua_rawsetp(L, 1, (void *)&body_step);  /* cache on the req table */
+    lua_rawsetp(L, 1, (void *)WHAT_BODY);  /* cached on the req table */
     return 1;
   }
-  if (r == STEP_ERROR) {
-    c->keep = 0;
-    return tide__rp_raise(L, rp, "http.body");
-  }
-  if (c->rerr) {
-    c->keep = 0;
-    return tide_error_raise(L, c->rerr, "http.body", NULL);
-  }
-  if (c->werr) {
-    c->keep = 0;
-    return tide_error_raise(L, c->werr, "http.body", NULL);
-  }
-  if (c->timed_out) {
-    c->timed_out = 0;
-    c->keep = 0;
-    return tide_error_raisef(L, "ETIMEDOUT", "http.body",
-                             "no body bytes for %g s", rp->lim.idle_timeout);
-  }
-  return conn_wait(L, c, WAIT_DATA, rp->lim.idle_timeout, body_resume,
-                   "http.body");
+  c->keep = 0;
+  if (r == STEP_ERROR) return tide__rp_raise(L, rp, "http.body");
+  if (st != 0) return tide_stream_raise_status(L, st, "http.body");
+  c->keep = 1;
+  timer_arm(L, c, TK_BODY, rp->lim.idle_timeout);
+  return tide_stream_wait_read(L, s, left + 1, body_again, WHAT_BODY);
 }
 
-static int body_resume(lua_State *L, tide_wait_t *w) {
-  (void)w;
-  return body_step(L);
-}
-
-/* req:body() -> the request body as a string (read on first call). */
+/* req:body() -> the request body as a string (read on first call).
+** Upvalue 1: the Conn. */
 static int req_body(lua_State *L) {
-  conn_ud *u = (conn_ud *)lua_touserdata(L, lua_upvalueindex(1));
+  conn_t *c = (conn_t *)lua_touserdata(L, lua_upvalueindex(1));
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  if (lua_rawgetp(L, 1, (void *)&body_step) == LUA_TSTRING) return 1;
+  if (lua_rawgetp(L, 1, (void *)WHAT_BODY) == LUA_TSTRING) return 1;
   lua_pop(L, 1);
-  if (!u->c) return tide_error_raisef(L, "ECLOSED", "http.body",
-                                      "connection closed");
+  if (c->closed) return tide_error_raisef(L, "ECLOSED", "http.body",
+                                          "connection closed");
   lua_getiuservalue(L, lua_upvalueindex(1), CONN_UV_REQ);
   if (!lua_rawequal(L, 1, -1))
     return luaL_error(L, "req:body(): the response to this request was "
                       "already sent");
   lua_pop(L, 1);
-  if (u->c->rp.state == RP_DONE) return body_step(L);
-  tide_async_check(L, "http.body");
-  return body_step(L);
+  return body_again(L);
 }
 
-/* Format the peer address of a conn as "ip:port" ("[ip]:port" for IPv6).
+/* Format the peer address as "ip:port" ("[ip]:port" for IPv6).
 ** [-0, +1, m] */
 static void push_peer(lua_State *L, conn_t *c) {
-  struct sockaddr_storage ss;
-  int len = sizeof ss;
-  char ip[64];
-  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) {
-    lua_pushnil(L);
+  int n = c->s ? tide_stream_push_addr(L, c->s, 1) : 0;
+  if (n == 2 && lua_type(L, -2) == LUA_TSTRING) {
+    const char *ip = lua_tostring(L, -2);
+    if (strchr(ip, ':')) lua_pushfstring(L, "[%s]:%d", ip,
+                                         (int)lua_tointeger(L, -1));
+    else lua_pushfstring(L, "%s:%d", ip, (int)lua_tointeger(L, -1));
+    lua_replace(L, -3);
+    lua_pop(L, 1);
     return;
   }
-  if (ss.ss_family == AF_INET6) {
-    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-    uv_ip6_name(a, ip, sizeof ip);
-    lua_pushfstring(L, "[%s]:%d", ip, (int)ntohs(a->sin6_port));
-  } else {
-    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-    uv_ip4_name(a, ip, sizeof ip);
-    lua_pushfstring(L, "%s:%d", ip, (int)ntohs(a->sin_port));
-  }
+  lua_pop(L, n);
+  lua_pushnil(L);
 }
 
 /* __index of req tables: the body method and the lazy fields (query when
@@ -605,11 +474,11 @@ static int req__index(lua_State *L) {
     return 1;
   }
   if (strcmp(k, "remote") == 0) {
-    conn_ud *u = (conn_ud *)lua_touserdata(L, lua_upvalueindex(1));
+    conn_t *c = (conn_t *)lua_touserdata(L, lua_upvalueindex(1));
     if (lua_getiuservalue(L, lua_upvalueindex(1), CONN_UV_REMOTE) ==
-            LUA_TNIL && u->c) {
+        LUA_TNIL) {
       lua_pop(L, 1);
-      push_peer(L, u->c);
+      push_peer(L, c);
       lua_pushvalue(L, -1);
       lua_setiuservalue(L, lua_upvalueindex(1), CONN_UV_REMOTE);
     }
@@ -622,44 +491,21 @@ static int req__index(lua_State *L) {
 
 /* ---- Conn: responses ----------------------------------------------------- */
 
-static int drain_resume(lua_State *L, tide_wait_t *w);
-
-/* After queueing output: wait while more than WRITE_HWM bytes are queued.
-** Raises on a write error. */
-static int drain_step(lua_State *L) {
-  conn_ud *u = (conn_ud *)lua_touserdata(L, 1);
-  conn_t *c = u->c;
-  if (!c) return tide_error_raisef(L, "ECLOSED", "http.write",
-                                   "connection closed");
-  tide__timer_stop(c->rt, &c->timer);
-  if (c->werr) {
-    c->keep = 0;
-    return tide_error_raise(L, c->werr, "http.write", NULL);
-  }
-  if (c->tcp.write_queue_size <= WRITE_HWM) return 0;
-  if (c->timed_out) {
-    c->timed_out = 0;
-    c->keep = 0;
-    return tide_error_raisef(L, "ETIMEDOUT", "http.write",
-                             "peer reads nothing for %g s",
-                             c->rp.lim.idle_timeout);
-  }
-  return conn_wait(L, c, WAIT_DRAIN, c->rp.lim.idle_timeout, drain_resume,
-                   "http.write");
+static int drain_again(lua_State *L) {
+  timer_stop((conn_t *)lua_touserdata(L, 1));
+  return 0;
 }
 
-static int drain_resume(lua_State *L, tide_wait_t *w) {
-  (void)w;
-  return drain_step(L);
-}
-
+/* After queueing output: wait while the Stream holds more than its high
+** water mark, under the idle deadline.  Raises a write error. */
 static int maybe_drain(lua_State *L, conn_t *c) {
-  if (c->tcp.write_queue_size <= WRITE_HWM && !c->werr) return 0;
+  if (!c->s) return 0;
+  if (c->werr) return tide_error_raise(L, c->werr, WHAT_WRITE, NULL);
+  if (tide_stream_write_queued(c->s) <= TIDE_STREAM_HIGH_WATER) return 0;
   lua_settop(L, 1);
-  tide_async_check(L, "http.write");
-  return drain_step(L);
+  timer_arm(L, c, TK_WRITE, c->rp.lim.idle_timeout);
+  return tide_stream_wait_write(L, c->s, 0, drain_again, WHAT_WRITE);
 }
-
 /* Append one user header line, checking it cannot split the response.
 ** Returns 1 if it was Content-Type. */
 static int add_header(lua_State *L, obuf_t *ob, const char *name,
@@ -739,8 +585,7 @@ static int conn_respond(lua_State *L) {
   ob_str(L, ob, line);
   ob_str(L, ob, reason(status));
   ob_lit(L, ob, "\r\nDate: ");
-  ob_str(L, ob, c->srv ? http_date(&c->srv->date, c->tcp.loop)
-                       : "Thu, 01 Jan 1970 00:00:00 GMT");
+  ob_str(L, ob, conn_date(c));
   ob_lit(L, ob, "\r\n");
   if (lua_type(L, 2) == LUA_TTABLE) {
     int ht = lua_getfield(L, 2, "headers");      /* 5 */
@@ -861,67 +706,22 @@ static int conn_fail(lua_State *L) {
 
 /* ---- Conn: closing --------------------------------------------------------- */
 
-static void shutdown_cb(uv_shutdown_t *req, int status) {
-  /* owns req */
-  (void)status;
-  free(req);
-}
-
-static int linger_resume(lua_State *L, tide_wait_t *w);
-
-static int linger_step(lua_State *L) {
-  conn_ud *u = (conn_ud *)lua_touserdata(L, 1);
-  conn_t *c = u->c;
-  uint64_t now;
-  if (!c) return 0;
-  tide__timer_stop(c->rt, &c->timer);
-  c->rp.off = c->rp.len = 0;
-  if (c->eof || c->rerr || c->werr || c->timed_out) return 0;
-  now = uv_now(c->tcp.loop);
-  if (c->due <= now) return 0;
-  return conn_wait(L, c, WAIT_LINGER, (double)(c->due - now) / 1000.0,
-                   linger_resume, "http.finish");
-}
-
-static int linger_resume(lua_State *L, tide_wait_t *w) {
-  (void)w;
-  return linger_step(L);
-}
-
-/* conn:finish(): end the connection politely: flush what is queued, send
-** FIN, then read and drop whatever the peer still sends until it closes
-** (or LINGER_SECONDS pass), so a final response is not destroyed by a
-** reset.  The caller closes the conn afterwards. */
-static int conn_finish(lua_State *L) {
-  conn_ud *u = (conn_ud *)luaL_checkudata(L, 1, CONN_MT);
-  conn_t *c = u->c;
-  lua_settop(L, 1);
-  if (!c || c->werr || c->rerr) return 0;
-  tide_async_check(L, "http.finish");
-  if (!c->shut) {
-    uv_shutdown_t *req = malloc(sizeof *req);
-    c->shut = 1;
-    if (!req) return 0;
-    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, shutdown_cb) != 0) {
-      free(req);
-      return 0;
-    }
-  }
-  c->timed_out = 0;
-  c->due = uv_now(c->tcp.loop) + (uint64_t)(LINGER_SECONDS * 1000.0);
-  return linger_step(L);
-}
-
 static int conn_close(lua_State *L) {
-  conn_close_now((conn_ud *)luaL_checkudata(L, 1, CONN_MT));
+  conn_close_now((conn_t *)luaL_checkudata(L, 1, CONN_MT));
   return 0;
 }
 
 /* conn:closing() -> true when no further request will be read. */
 static int conn_closing(lua_State *L) {
-  conn_ud *u = (conn_ud *)luaL_checkudata(L, 1, CONN_MT);
-  conn_t *c = u->c;
-  lua_pushboolean(L, !c || !c->keep || c->werr || c->rerr);
+  conn_t *c = (conn_t *)luaL_checkudata(L, 1, CONN_MT);
+  lua_pushboolean(L, c->closed || !c->keep || c->werr);
+  return 1;
+}
+
+/* conn:stream() -> the connection's Stream (for the lingering close). */
+static int conn_stream(lua_State *L) {
+  luaL_checkudata(L, 1, CONN_MT);
+  lua_getiuservalue(L, 1, CONN_UV_STREAM);
   return 1;
 }
 
@@ -931,8 +731,8 @@ static const luaL_Reg conn_methods[] = {
   {"write_chunk", conn_write_chunk},
   {"end_chunks", conn_end_chunks},
   {"fail", conn_fail},
-  {"finish", conn_finish},
   {"closing", conn_closing},
+  {"stream", conn_stream},
   {"close", conn_close},
   {NULL, NULL}
 };
@@ -944,6 +744,11 @@ static void listener_closed_cb(uv_handle_t *h) {
   listener_t *l = (listener_t *)h;
   l->handle_closed = 1;
   listener_maybe_free(l);
+}
+
+static void tcp_free_cb(uv_handle_t *h) {
+  /* owns h: a connection that could not be accepted */
+  free(h);
 }
 
 static void on_connection(uv_stream_t *server, int status) {
@@ -962,15 +767,27 @@ static void accept_cancel(tide_wait_t *w) {
   ((listener_t *)w->data)->waiter = NULL;
 }
 
-static int accept_resume(lua_State *L, tide_wait_t *w);
-
-/* Wrap a freshly accepted conn in a Conn userdata with its req
-** metatable. [-0, +1, m] */
-static void push_conn(lua_State *L, conn_t *c) {
-  conn_ud *u = (conn_ud *)lua_newuserdatauv(L, sizeof *u, CONN_NUV);
+/* Wrap an accepted handle: a Stream, and the Conn that owns it and the
+** req metatable of its requests.  [-0, +1, m] */
+static void push_conn(lua_State *L, listener_t *l, uv_tcp_t *h) {
+  tide_stream_t *s = tide_stream_new(L, (uv_stream_t *)h);
+  conn_t *c = (conn_t *)lua_newuserdatauv(L, sizeof *c, CONN_NUV);
   int ud = lua_gettop(L);
-  u->c = c;
+  memset(c, 0, sizeof *c);
   luaL_setmetatable(L, CONN_MT);
+  lua_insert(L, -2);
+  lua_setiuservalue(L, ud - 1, CONN_UV_STREAM);
+  ud--;
+  tide__rp_init(&c->rp, &l->lim);
+  c->s = s;
+  c->rt = l->rt;
+  c->keep = 1;
+  tide__timer_init(&c->timer, timer_fire);
+  c->srv = l;
+  c->next = l->conns;
+  if (l->conns) l->conns->prev = c;
+  l->conns = c;
+  l->nconns++;
   lua_createtable(L, 0, 1);                /* the req metatable */
   lua_pushvalue(L, ud);
   lua_pushvalue(L, ud);
@@ -980,12 +797,14 @@ static void push_conn(lua_State *L, conn_t *c) {
   lua_setiuservalue(L, ud, CONN_UV_META);
 }
 
+static int accept_resume(lua_State *L, tide_wait_t *w);
+
 static int accept_step(lua_State *L) {
   listener_ud *u = (listener_ud *)lua_touserdata(L, 1);
   listener_t *l = u->l;
   tide_wait_t *w;
   for (;;) {
-    conn_t *c;
+    uv_tcp_t *h;
     int r;
     if (!l) return 0;
     if (l->accept_err) {
@@ -994,27 +813,17 @@ static int accept_step(lua_State *L) {
       return tide_error_raise(L, r, "http.accept", NULL);
     }
     if (!l->pending || l->nconns >= l->lim.connections) break;
-    c = calloc(1, sizeof *c);
-    if (!c) return luaL_error(L, "out of memory");
-    uv_tcp_init(l->tcp.loop, &c->tcp);
+    h = (uv_tcp_t *)malloc(sizeof *h);
+    if (!h) return tide_error_raise(L, UV_ENOMEM, "http.accept", NULL);
+    uv_tcp_init(l->tcp.loop, h);
     l->pending = 0;
-    r = uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->tcp);
+    r = uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)h);
     if (r < 0) {
-      uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
+      uv_close((uv_handle_t *)h, tcp_free_cb);
       continue;
     }
-    tide__rp_init(&c->rp, &l->lim);
-    c->rt = l->rt;
-    c->srv = l;
-    c->next = l->conns;
-    if (l->conns) l->conns->prev = c;
-    l->conns = c;
-    l->nconns++;
-    c->keep = 1;
-    tide__timer_init(&c->timer, timer_fire);
-    uv_tcp_nodelay(&c->tcp, 1);
-    conn_start_reading(c);
-    push_conn(L, c);
+    uv_tcp_nodelay(h, 1);
+    push_conn(L, l, h);
     return 1;
   }
   w = tide_task_self_wait(tide_task_current(L));
@@ -1038,11 +847,11 @@ static int listener_accept(lua_State *L) {
   return accept_step(L);
 }
 
-/* Close the listening socket; idle connections end now, busy ones after
-** their current response. */
+/* Close the listening socket.  Idle connections (waiting for a request)
+** close now; busy ones after their current response. */
 static void listener_close_now(listener_ud *u) {
   listener_t *l = u->l;
-  conn_t *c;
+  conn_t *c, *next;
   if (!l) return;
   u->l = NULL;
   l->closed = 1;
@@ -1051,11 +860,15 @@ static void listener_close_now(listener_ud *u) {
     l->waiter = NULL;
     tide_wait_wake(w);
   }
-  for (c = l->conns; c; c = c->next) {
+  for (c = l->conns; c; c = next) {
+    next = c->next;
     c->draining = 1;
-    if (c->wait_kind == WAIT_DATA && !c->in_response &&
-        c->rp.state == RP_IDLE && c->rp.len == c->rp.off)
-      conn_wake(c);
+    if (c->timer_kind == TK_IDLE && c->s) {
+      /* Its task waits for a request that may never come: closing the
+      ** stream wakes it (ECLOSED) and it ends. */
+      timer_stop(c);
+      tide_stream_close(c->s);
+    }
   }
   uv_close((uv_handle_t *)&l->tcp, listener_closed_cb);
 }
@@ -1132,8 +945,12 @@ static int hs_listen(lua_State *L) {
   if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&ss) != 0 &&
       uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&ss) != 0)
     return luaL_argerror(L, 1, "an IP address or \"localhost\" expected");
-  l = calloc(1, sizeof *l);
-  if (!l) return luaL_error(L, "out of memory");
+  /* The userdata first, so a memory error cannot leak the record. */
+  u = (listener_ud *)lua_newuserdatauv(L, sizeof *u, 0);
+  u->l = NULL;
+  luaL_setmetatable(L, LISTENER_MT);
+  l = (listener_t *)calloc(1, sizeof *l);
+  if (!l) return tide_error_raise(L, UV_ENOMEM, "http.listen", NULL);
   l->rt = rt;
   l->lim = lim;
   r = uv_tcp_init_ex(rt->loop, &l->tcp, ss.ss_family);
@@ -1142,6 +959,7 @@ static int hs_listen(lua_State *L) {
     return raise_addr(L, r, "http.listen", host, (int)port);
   }
   if (reuseport) {
+    /* libuv 1.44 has no UV_TCP_REUSEPORT: set it on the fresh socket. */
     uv_os_fd_t fd;
     int one = 1;
     if (uv_fileno((uv_handle_t *)&l->tcp, &fd) == 0)
@@ -1150,20 +968,17 @@ static int hs_listen(lua_State *L) {
   r = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, 0);
   if (r == 0) r = uv_listen((uv_stream_t *)&l->tcp, backlog, on_connection);
   if (r < 0) {
-    l->handle_closed = 0;
     uv_close((uv_handle_t *)&l->tcp, listener_closed_cb);
     return raise_addr(L, r, "http.listen", host, (int)port);
   }
-  u = (listener_ud *)lua_newuserdatauv(L, sizeof *u, 0);
   u->l = l;
-  luaL_setmetatable(L, LISTENER_MT);
   return 1;
 }
 
 /* ---- the module ------------------------------------------------------------ */
 
 static int conn__gc(lua_State *L) {
-  conn_close_now((conn_ud *)luaL_checkudata(L, 1, CONN_MT));
+  conn_close_now((conn_t *)luaL_checkudata(L, 1, CONN_MT));
   return 0;
 }
 
@@ -1192,6 +1007,7 @@ static const luaL_Reg hs_funcs[] = {
 };
 
 int luaopen_tide_http_server(lua_State *L) {
+  tide_stream_open(L);
   new_type(L, CONN_MT, conn_methods, conn__gc);
   new_type(L, LISTENER_MT, listener_methods, listener__gc);
   luaL_newlib(L, hs_funcs);

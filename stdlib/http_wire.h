@@ -33,12 +33,14 @@ typedef struct {
 } hdr_t;
 
 /* One parser per connection (or Parser object).  The head is copied into
-** `arena` as it is parsed, so `in` may be compacted at any time. */
+** `arena` as it is parsed, so the input may move or go away between
+** calls. */
 typedef struct {
   http_parser hp;
   limits_t lim;
-  char *in;                    /* received, not yet parsed: in[off..len) */
-  size_t off, len, cap;
+  const char *in;              /* the input view of one call: in[0..len),
+                                  in[0..off) parsed */
+  size_t off, len;
   int state;                   /* RP_* */
   int body_mode;               /* BODY_* */
   char *arena;                 /* url and headers of the current head */
@@ -56,10 +58,6 @@ typedef struct {
   const char *err_msg;
 } rp_t;
 
-/* The largest input buffer: a full head plus room for body bytes. */
-static inline size_t tide__rp_max_in(const rp_t *rp) {
-  return rp->lim.header_bytes + 65536;
-}
 
 /* Read a limits table at index t (or nil: the defaults) into *lim.
 ** [-0, +0, v] */
@@ -67,7 +65,9 @@ void tide__rp_limits(lua_State *L, int t, limits_t *lim);
 
 void tide__rp_init(rp_t *rp, const limits_t *lim);
 void tide__rp_free(rp_t *rp);  /* frees the buffers, not rp */
-void tide__rp_compact(rp_t *rp);
+/* Set the bytes the next calls parse; afterwards rp->off says how many
+** of them were used (the caller drops those). */
+void tide__rp_input(rp_t *rp, const char *data, size_t len);
 
 /* Advance to the next request head, discarding the unread body of the
 ** previous one.  STEP_OK: a head is ready (state RP_BODY).  STEP_MORE with
