@@ -37,21 +37,18 @@ local function capture(e)
   return {err = e, tb = traceback(tostring(e), 2)}
 end
 
--- Send the handler's result; an iterator body is streamed chunk by chunk.
-local function respond(conn, res)
-  if conn:respond(res) then
-    local body = res.body
-    while true do
-      local chunk = body()
-      if chunk == nil then break end
-      if type(chunk) ~= "string" then
-        error(("body iterator returned a %s, not a string"):format(
-          type(chunk)), 0)
-      end
-      conn:write_chunk(chunk)
+-- Stream an iterator body chunk by chunk (conn:respond sent the head).
+local function stream_body(conn, body)
+  while true do
+    local chunk = body()
+    if chunk == nil then break end
+    if type(chunk) ~= "string" then
+      error(("body iterator returned a %s, not a string"):format(
+        type(chunk)), 0)
     end
-    conn:end_chunks()
+    conn:write_chunk(chunk)
   end
+  conn:end_chunks()
 end
 
 local function describe(req)
@@ -78,7 +75,7 @@ end
 -- One connection: requests in order until the connection is done.
 local function serve_conn(srv, conn, handler)
   local log = srv.log
-  local recv = conn.recv
+  local recv, respond = conn.recv, conn.respond
   while true do
     local ok, req = pcall(recv, conn)
     if not ok then
@@ -88,7 +85,10 @@ local function serve_conn(srv, conn, handler)
     if not req then break end
     local ok1, res = xpcall(handler, capture, req)
     if ok1 then
+      -- respond() sends the whole response, or only the head of a
+      -- streamed one and returns true.
       local ok2, err = pcall(respond, conn, res)
+      if ok2 and err == true then ok2, err = pcall(stream_body, conn, res.body) end
       if not ok2 then
         if is_error(err, "ECANCELED") then error(err, 0) end
         -- A failed or stalled write just ends the connection; anything

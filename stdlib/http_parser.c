@@ -166,8 +166,10 @@ int tide__ieq(const char *a, size_t n, const char *lit) {
   return 1;
 }
 
-/* The head is complete: record what the server needs and pause, so the
-** body stays in the buffer until someone asks for it. */
+/* The head is complete: record what the server needs.  With a body, pause
+** so the body stays in the buffer until someone asks for it; without one,
+** parsing runs on to the end of the message (one pause per request, not
+** two). */
 static int on_headers_complete(http_parser *hp) {
   rp_t *rp = (rp_t *)hp;
   int i;
@@ -186,7 +188,8 @@ static int on_headers_complete(http_parser *hp) {
         rp->expect_continue = 1;
     }
   }
-  http_parser_pause(hp, 1);
+  rp->head_ready = 1;
+  if (rp->has_body) http_parser_pause(hp, 1);
   return 0;
 }
 
@@ -294,15 +297,15 @@ int tide__rp_next_head(rp_t *rp, int eof) {
         if (r != STEP_OK) return r;
         continue;
       default:
+        rp->head_ready = 0;
         r = rp_exec(rp, eof);
-        if (r != STEP_OK) {
-          /* A clean EOF between requests is not an error. */
-          if (r == STEP_MORE && eof && rp->state == RP_IDLE &&
-              rp->len == rp->off)
-            return STEP_MORE;
-          return r;
+        if (r == STEP_ERROR) return r;
+        if (!rp->head_ready) {
+          if (r == STEP_OK) continue;
+          /* Out of input; a clean EOF between requests is no error. */
+          return STEP_MORE;
         }
-        if (rp->state != RP_BODY) continue;
+        rp->head_ready = 0;
         if (rp->hp.content_length != ULLONG_MAX && !(rp->hp.flags & F_CHUNKED)
             && rp->hp.content_length > rp->lim.body_bytes) {
           rp_fail(rp, 413, "request body too large");
@@ -402,11 +405,10 @@ static void push_query(lua_State *L, const char *q, size_t n) {
 ** has one), headers (names in lower case; repeated names joined with
 ** ", ").  With `extra`, also version and keep_alive (for the Parser
 ** object). [-0, +1, m] */
-void tide__rp_push_request(lua_State *L, rp_t *rp, int extra) {
+void tide__rp_push_request(lua_State *L, rp_t *rp, int flags) {
   const char *url = rp->arena, *path = url, *q = NULL;
   size_t plen = rp->url_len, qlen = 0;
-  int i;
-  lua_createtable(L, 0, 6);
+  lua_createtable(L, 0, (flags & RP_PUSH_EXTRA) ? 7 : 3);
   lua_pushstring(L, http_method_str((enum http_method)rp->hp.method));
   lua_setfield(L, -2, "method");
   if (plen > 0 && url[0] != '/' && url[0] != '*' &&
@@ -443,6 +445,25 @@ void tide__rp_push_request(lua_State *L, rp_t *rp, int extra) {
     push_query(L, q, qlen);
     lua_setfield(L, -2, "query");
   }
+  if (flags & RP_PUSH_HEADERS) {
+    tide__rp_push_headers(L, rp);
+    lua_setfield(L, -2, "headers");
+  }
+  if (flags & RP_PUSH_EXTRA) {
+    lua_pushfstring(L, "%d.%d", (int)rp->hp.http_major,
+                    (int)rp->hp.http_minor);
+    lua_setfield(L, -2, "version");
+    lua_pushboolean(L, rp->keep_alive);
+    lua_setfield(L, -2, "keep_alive");
+    lua_pushboolean(L, rp->expect_continue);
+    lua_setfield(L, -2, "expect_continue");
+  }
+}
+
+/* Push the headers table of the current head: names in lower case,
+** repeated names joined with ", ". [-0, +1, m] */
+void tide__rp_push_headers(lua_State *L, rp_t *rp) {
+  int i;
   lua_createtable(L, 0, rp->nhdrs);
   for (i = 0; i < rp->nhdrs; i++) {
     hdr_t *h = &rp->hdrs[i];
@@ -461,16 +482,6 @@ void tide__rp_push_request(lua_State *L, rp_t *rp, int extra) {
       lua_pushlstring(L, v, vlen);
     }
     lua_rawset(L, -3);
-  }
-  lua_setfield(L, -2, "headers");
-  if (extra) {
-    lua_pushfstring(L, "%d.%d", (int)rp->hp.http_major,
-                    (int)rp->hp.http_minor);
-    lua_setfield(L, -2, "version");
-    lua_pushboolean(L, rp->keep_alive);
-    lua_setfield(L, -2, "keep_alive");
-    lua_pushboolean(L, rp->expect_continue);
-    lua_setfield(L, -2, "expect_continue");
   }
 }
 
@@ -552,7 +563,7 @@ static int parser_next(lua_State *L) {
   parser_end(p);
   if (r == STEP_ERROR) return tide__rp_raise(L, &p->rp, "http.parse");
   if (r == STEP_MORE) return 0;
-  tide__rp_push_request(L, &p->rp, 1);
+  tide__rp_push_request(L, &p->rp, RP_PUSH_HEADERS | RP_PUSH_EXTRA);
   return 1;
 }
 

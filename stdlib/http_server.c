@@ -77,8 +77,13 @@ typedef struct {
   size_t len, cap;
 } obuf_t;
 
-static void ob_add(lua_State *L, obuf_t *b, const char *s, size_t n) {
-  if (tide__grow(&b->p, &b->cap, b->len + n) < 0) luaL_error(L, "out of memory");
+static void ob_grow(lua_State *L, obuf_t *b, size_t n) {
+  if (tide__grow(&b->p, &b->cap, b->len + n) < 0)
+    luaL_error(L, "out of memory");
+}
+
+static inline void ob_add(lua_State *L, obuf_t *b, const char *s, size_t n) {
+  if (b->len + n > b->cap) ob_grow(L, b, n);
   memcpy(b->p + b->len, s, n);
   b->len += n;
 }
@@ -89,10 +94,15 @@ static void ob_str(lua_State *L, obuf_t *b, const char *s) {
   ob_add(L, b, s, strlen(s));
 }
 
+/* Decimal digits without printf: this runs for every response. */
 static void ob_uint(lua_State *L, obuf_t *b, unsigned long long v) {
   char tmp[24];
-  int n = snprintf(tmp, sizeof tmp, "%llu", v);
-  ob_add(L, b, tmp, (size_t)n);
+  char *p = tmp + sizeof tmp;
+  do {
+    *--p = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  ob_add(L, b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 /* The Date header value, rebuilt at most once per second of loop time. */
@@ -184,6 +194,7 @@ struct conn {
   int closed;
   uint64_t due;            /* loop time (ms) the current head must be
                               complete by; 0 while no byte of it came */
+  uint64_t deadline;       /* loop time (ms) the armed deadline expires */
   obuf_t out;              /* the response head being built */
 };
 
@@ -203,8 +214,15 @@ static void timer_fire(tide_timer_t *tm) {
   tide_task_t *t = c->timer_task;
   const char *what = c->timer_kind == TK_WRITE ? WHAT_WRITE
                    : c->timer_kind == TK_BODY ? WHAT_BODY : WHAT_RECV;
+  uint64_t now = uv_now(c->rt->loop);
+  if (!c->s || c->timer_kind == TK_NONE) return;
+  if (now < c->deadline) {
+    /* The deadline moved since the node was armed: sleep again. */
+    tide__timer_start(c->rt, &c->timer,
+                      (double)(c->deadline - now) / 1000.0);
+    return;
+  }
   c->timer_task = NULL;
-  if (!c->s) return;
   if (c->timer_kind == TK_HEAD) {
     static const char resp[] =
         "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\n"
@@ -217,14 +235,22 @@ static void timer_fire(tide_timer_t *tm) {
     tide__task_interrupt(t, TIDE_WAKE_TIMEDOUT);
 }
 
+/* Deadlines are lazy: arming moves c->deadline and starts the heap node
+** only when it is not running or would fire too late; stopping only
+** forgets the kind.  A node that fires early re-arms itself.  So a
+** keep-alive request costs a few stores, not a heap insert and removal. */
 static void timer_arm(lua_State *L, conn_t *c, int kind, double secs) {
+  uint64_t due = uv_now(c->rt->loop) + (uint64_t)(secs * 1000.0);
   c->timer_kind = kind;
   c->timer_task = tide_task_current(L);
-  tide__timer_start(c->rt, &c->timer, secs);
+  c->deadline = due;
+  /* The node's due time comes from a fresher clock than uv_now: allow it
+  ** to be late by a little before restarting it. */
+  if (c->timer.index < 0 || c->timer.due > due + 50)
+    tide__timer_start(c->rt, &c->timer, secs);
 }
 
 static void timer_stop(conn_t *c) {
-  if (c->timer.index >= 0) tide__timer_stop(c->rt, &c->timer);
   c->timer_task = NULL;
   c->timer_kind = TK_NONE;
 }
@@ -258,6 +284,7 @@ static void conn_close_now(conn_t *c) {
   if (c->closed) return;
   c->closed = 1;
   timer_stop(c);
+  if (c->timer.index >= 0) tide__timer_stop(c->rt, &c->timer);
   conn_unlink(c);
   if (c->s) tide_stream_close(c->s);
   c->s = NULL;
@@ -267,8 +294,21 @@ static void conn_close_now(conn_t *c) {
   c->out.len = c->out.cap = 0;
 }
 
+/* The Conn at index 1.  Conn methods carry the metatable as upvalue 1,
+** which is cheaper to compare than luaL_checkudata's registry lookup on a
+** path taken twice per request. */
+static conn_t *to_conn(lua_State *L) {
+  conn_t *c = (conn_t *)lua_touserdata(L, 1);
+  int ok = c && lua_getmetatable(L, 1) &&
+           lua_rawequal(L, -1, lua_upvalueindex(1));
+  if (c && ok) lua_pop(L, 1);
+  if (!ok) luaL_typeerror(L, 1, CONN_MT);
+  return c;
+}
+
 static conn_t *check_conn(lua_State *L, int idx) {
-  conn_t *c = (conn_t *)luaL_checkudata(L, idx, CONN_MT);
+  conn_t *c = to_conn(L);
+  (void)idx;
   if (c->closed) luaL_error(L, "attempt to use a closed connection");
   return c;
 }
@@ -309,7 +349,7 @@ static void conn_send_error(conn_t *c, int status) {
 ** conn's current request. [-0, +1, m] */
 static int conn_push_request(lua_State *L, conn_t *c) {
   rp_t *rp = &c->rp;
-  tide__rp_push_request(L, rp, 0);
+  tide__rp_push_request(L, rp, 0);  /* headers are lazy: req__index */
   lua_getiuservalue(L, 1, CONN_UV_META);
   lua_setmetatable(L, -2);
   lua_pushvalue(L, -1);
@@ -378,7 +418,7 @@ static int recv_again(lua_State *L) {
 ** idle or header deadline passes (a late head was answered with 408), and
 ** ECLOSED when the server closed the idle connection. */
 static int conn_recv(lua_State *L) {
-  conn_t *c = (conn_t *)luaL_checkudata(L, 1, CONN_MT);
+  conn_t *c = to_conn(L);
   lua_settop(L, 1);
   if (c->closed) return 0;
   return recv_again(L);
@@ -458,8 +498,10 @@ static void push_peer(lua_State *L, conn_t *c) {
   lua_pushnil(L);
 }
 
-/* __index of req tables: the body method and the lazy fields (query when
-** the URL has none, remote).  Upvalue 1: the Conn; 2: the body function. */
+/* __index of req tables: the body method and the lazy fields: headers,
+** query (when the URL has none), remote.  Making them only when asked
+** saves a table per request for handlers that never look.  Upvalue 1: the
+** Conn; 2: the body function. */
 static int req__index(lua_State *L) {
   const char *k = lua_tostring(L, 2);
   if (!k) return 0;
@@ -471,6 +513,19 @@ static int req__index(lua_State *L) {
     lua_newtable(L);
     lua_pushvalue(L, -1);
     lua_setfield(L, 1, "query");
+    return 1;
+  }
+  if (strcmp(k, "headers") == 0) {
+    /* Built on first use from the parser's copy of the head, which lasts
+    ** until the response is complete. */
+    conn_t *c = (conn_t *)lua_touserdata(L, lua_upvalueindex(1));
+    lua_getiuservalue(L, lua_upvalueindex(1), CONN_UV_REQ);
+    if (c->closed || !c->in_response || !lua_rawequal(L, 1, -1))
+      return luaL_error(L, "req.headers: read the headers before the "
+                        "response is sent (this request is finished)");
+    tide__rp_push_headers(L, &c->rp);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, 1, "headers");
     return 1;
   }
   if (strcmp(k, "remote") == 0) {
@@ -542,7 +597,6 @@ static int conn_respond(lua_State *L) {
   const char *body = NULL;
   size_t blen = 0;
   uv_buf_t bufs[2];
-  char line[64];
   if (!c->in_response) return luaL_error(L, "no request to respond to");
   lua_settop(L, 2);
   ob->len = 0;
@@ -581,9 +635,14 @@ static int conn_respond(lua_State *L) {
     c->keep = 0;
   if (stream && c->http10) c->keep = 0;
   if (c->draining) c->keep = 0;
-  snprintf(line, sizeof line, "HTTP/1.1 %d ", status);
-  ob_str(L, ob, line);
-  ob_str(L, ob, reason(status));
+  if (status == 200) {
+    ob_lit(L, ob, "HTTP/1.1 200 OK");
+  } else {
+    ob_lit(L, ob, "HTTP/1.1 ");
+    ob_uint(L, ob, (unsigned long long)status);
+    ob_lit(L, ob, " ");
+    ob_str(L, ob, reason(status));
+  }
   ob_lit(L, ob, "\r\nDate: ");
   ob_str(L, ob, conn_date(c));
   ob_lit(L, ob, "\r\n");
@@ -707,20 +766,20 @@ static int conn_fail(lua_State *L) {
 /* ---- Conn: closing --------------------------------------------------------- */
 
 static int conn_close(lua_State *L) {
-  conn_close_now((conn_t *)luaL_checkudata(L, 1, CONN_MT));
+  conn_close_now(to_conn(L));
   return 0;
 }
 
 /* conn:closing() -> true when no further request will be read. */
 static int conn_closing(lua_State *L) {
-  conn_t *c = (conn_t *)luaL_checkudata(L, 1, CONN_MT);
+  conn_t *c = to_conn(L);
   lua_pushboolean(L, c->closed || !c->keep || c->werr);
   return 1;
 }
 
 /* conn:stream() -> the connection's Stream (for the lingering close). */
 static int conn_stream(lua_State *L) {
-  luaL_checkudata(L, 1, CONN_MT);
+  to_conn(L);
   lua_getiuservalue(L, 1, CONN_UV_STREAM);
   return 1;
 }
@@ -978,7 +1037,7 @@ static int hs_listen(lua_State *L) {
 /* ---- the module ------------------------------------------------------------ */
 
 static int conn__gc(lua_State *L) {
-  conn_close_now((conn_t *)luaL_checkudata(L, 1, CONN_MT));
+  conn_close_now(to_conn(L));
   return 0;
 }
 
@@ -987,15 +1046,20 @@ static int listener__gc(lua_State *L) {
   return 0;
 }
 
+/* Make a metatable whose methods, __gc and __close have the metatable as
+** upvalue 1 (see to_conn). */
 static void new_type(lua_State *L, const char *name, const luaL_Reg *methods,
                      lua_CFunction gc) {
   if (luaL_newmetatable(L, name)) {
     lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
+    lua_pushvalue(L, -2);
+    luaL_setfuncs(L, methods, 1);
     lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, gc);
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, gc, 1);
     lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, gc);
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, gc, 1);
     lua_setfield(L, -2, "__close");
   }
   lua_pop(L, 1);

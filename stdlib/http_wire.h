@@ -54,6 +54,7 @@ typedef struct {
   size_t blen, bcap;
   size_t body_seen;            /* body bytes seen, collected or not */
   unsigned keep_alive : 1, expect_continue : 1, has_body : 1;
+  unsigned head_ready : 1;     /* a head completed during this call */
   int err_status;              /* 400, 413, 431 when state == RP_ERROR */
   const char *err_msg;
 } rp_t;
@@ -78,8 +79,16 @@ int tide__rp_next_head(rp_t *rp, int eof);
 /* Collect the body of the current request.  STEP_OK: complete. */
 int tide__rp_read_body(rp_t *rp, int eof);
 
-/* Push the req table of the current head. [-0, +1, m] */
-void tide__rp_push_request(lua_State *L, rp_t *rp, int extra);
+/* Push the req table of the current head: method, path, query (when the
+** URL has one), and with RP_PUSH_HEADERS its headers, with RP_PUSH_EXTRA
+** version, keep_alive and expect_continue. [-0, +1, m] */
+#define RP_PUSH_HEADERS 1
+#define RP_PUSH_EXTRA 2
+void tide__rp_push_request(lua_State *L, rp_t *rp, int flags);
+
+/* Push the headers table of the current head (names in lower case,
+** repeated names joined with ", "). [-0, +1, m] */
+void tide__rp_push_headers(lua_State *L, rp_t *rp);
 
 /* Raise the parser's protocol error (EPROTO, with `status`). [-0, +0, v] */
 int tide__rp_raise(lua_State *L, rp_t *rp, const char *op);
