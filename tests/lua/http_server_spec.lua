@@ -207,6 +207,36 @@ describe("http.serve", function()
     assert.truthy(seen.remote:match("^127%.0%.0%.1:%d+$"))
   end)
 
+  it("builds req.headers on first use, while the request is open",
+     function()
+    local stash
+    local srv = serve(function(req)
+      if req.path == "/stash" then
+        stash = req
+        return "stashed"
+      end
+      if req.path == "/stream" then
+        local sent = false
+        return {body = function()
+          if sent then return nil end
+          sent = true
+          return req.headers["x-v"]
+        end}
+      end
+      return req.headers["x-v"] or "none"
+    end)
+    local _, a = curl("-H 'X-V: one' " .. url(srv, "/"))
+    local _, b = curl("-H 'X-V: two' " .. url(srv, "/stream"))
+    local _, c = curl(url(srv, "/stash"))
+    local ok, err = pcall(function() return stash.headers end)
+    stop(srv)
+    assert.equal("one", a)
+    assert.equal("two", b)
+    assert.equal("stashed", c)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("finished", 1, true))
+  end)
+
   it("gives an empty query table when the URL has none", function()
     local q
     local srv = serve(function(req) q = req.query; return "" end)

@@ -1,10 +1,8 @@
--- Peers for the HTTP server specs: run curl, python3 and node as separate
--- processes without blocking the test's tide loop, and a raw TCP client
--- (rawhttp.py) for hand-made and hostile requests.
---
--- A peer runs in the background through the shell; the spec's task polls
--- for its exit marker with tide.sleep, so the server under test keeps
--- serving while the peer talks to it.
+-- Peers for the HTTP server specs: run curl, python3 and node as child
+-- processes (tide.process) without blocking the test's tide loop, and a
+-- raw TCP client (rawhttp.py) for hand-made and hostile requests.
+local process = require "tide.process"
+
 local peer = {}
 
 local root = os.getenv("TIDE_ROOT") or "."
@@ -15,44 +13,25 @@ local function q(s)
 end
 peer.quote = q
 
-local function read_all(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
--- Start `cmd` (a shell command line) in the background.  Returns a handle
--- whose :wait([timeout]) returns exit status and output (stdout+stderr).
-function peer.spawn(cmd)
-  local out = os.tmpname()
-  local done = out .. ".done"
-  os.execute(("{ (%s) >%s 2>&1; echo $? >%s.tmp; mv %s.tmp %s; } &")
-             :format(cmd, out, done, done, done))
+-- Start `cmd` (a shell command line) as a task.  Returns a handle whose
+-- :wait([timeout]) returns the exit status and the output (stdout and
+-- stderr together).
+function peer.spawn(cmd, timeout)
+  local t = tide.spawn(function()
+    return process.run("sh", {"-c", "exec 2>&1; " .. cmd},
+                       {timeout = timeout or 30})
+  end)
   local h = {}
-  function h:wait(timeout)
-    local deadline = tide.now() + (timeout or 20)
-    while true do
-      local st = read_all(done)
-      if st and st:match("%d") then
-        local output = read_all(out) or ""
-        os.remove(out)
-        os.remove(done)
-        return tonumber(st:match("%d+")), output
-      end
-      if tide.now() > deadline then
-        error("peer did not finish in time: " .. cmd)
-      end
-      tide.sleep(0.01)
-    end
+  function h:wait()
+    local r = t:await()
+    return r.code or 128, r.stdout
   end
   return h
 end
 
 -- Run cmd in the background and wait for it.
 function peer.run(cmd, timeout)
-  return peer.spawn(cmd):wait(timeout)
+  return peer.spawn(cmd, timeout):wait()
 end
 
 local function hex(s)
@@ -78,8 +57,8 @@ function peer.raw_spawn(port, steps)
   local h = peer.spawn(("python3 %s/rawhttp.py %d %s"):format(
     peer.dir, port, table.concat(args, " ")))
   local raw = {}
-  function raw:wait(timeout)
-    local st, out = h:wait(timeout)
+  function raw:wait()
+    local st, out = h:wait()
     assert(st == 0, "rawhttp.py failed: " .. out)
     local body, ending = out:match("^(.*)\n<<(%u+)>>\n$")
     return body, ending
@@ -87,8 +66,8 @@ function peer.raw_spawn(port, steps)
   return raw
 end
 
-function peer.raw(port, steps, timeout)
-  return peer.raw_spawn(port, steps):wait(timeout)
+function peer.raw(port, steps)
+  return peer.raw_spawn(port, steps):wait()
 end
 
 -- Split a byte string of consecutive responses into a list of
