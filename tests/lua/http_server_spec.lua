@@ -622,3 +622,51 @@ function req(method, path, body) {
     assert.truthy(out:match("^%[::1%]:%d+$"))
   end)
 end)
+
+describe("scripts/examples/http_server.lua", function()
+  it("serves its routes and stops after HTTP_DURATION", function()
+    local process = require "tide.process"
+    local p <close> = process.spawn(helper.bin,
+      {"scripts/examples/http_server.lua"},
+      {env = {HTTP_PORT = "0", HTTP_DURATION = "1.5"}, stderr = "inherit"})
+    local base = p.stdout:read_line():match("listening on (%S+)")
+    assert.truthy(base)
+    local _, hello = curl(peer.quote(base .. "/hello?name=spec"))
+    local _, echo = curl("-d 'echo me' " .. base .. "/echo")
+    local _, status = curl(base .. "/status")
+    local _, countdown = curl(base .. "/countdown")
+    local _, missing = curl("-o /dev/null -w '%{http_code}' " .. base .. "/x")
+    local code = p:wait()
+    local rest = p.stdout:read(4096)
+    assert.equal(0, code)
+    assert.equal("Hello, spec!\n", hello)
+    assert.equal("echo me", echo)
+    assert.truthy(status:match('"served": %d+'))
+    assert.equal("3...\n2...\n1...\nliftoff\n", countdown)
+    assert.equal("404", missing)
+    assert.truthy(rest:match("served 5 requests"))
+  end)
+end)
+
+describe("docs/http_server.md", function()
+  -- Every ```lua block runs, and prints what its `--> value` comments say.
+  local f = assert(io.open(helper.root .. "/docs/http_server.md"))
+  local text = f:read("a")
+  f:close()
+  local n = 0
+  for block in text:gmatch("```lua\n(.-)```") do
+    n = n + 1
+    it("runs example " .. n, function()
+      local status, out = peer.run(helper.bin .. " -e " .. peer.quote(block))
+      assert.equal(0, status, out)
+      for expected in block:gmatch("%-%-> ([^\n]+)") do
+        local words = {}
+        for w in expected:gmatch("%S+") do
+          words[#words + 1] = w:gsub("%p", "%%%0")
+        end
+        assert.matches(table.concat(words, "%s+"), out)
+      end
+    end)
+  end
+  it("has examples", function() assert.is_true(n >= 6) end)
+end)
