@@ -648,6 +648,31 @@ describe("scripts/examples/http_server.lua", function()
   end)
 end)
 
+describe("scripts/examples/http_fetch.lua", function()
+  -- The example needs the HTTP client and tide.queue, which come from
+  -- their own modules.
+  local have = package.preload["tide.queue"] and
+               package.preload["tide.http_client"]
+  it("fetches its local pages with two workers", function()
+    if not have then
+      pending("needs tide.queue and tide.http_client in the build")
+      return
+    end
+    local status, out = peer.run("FETCH_UNIT=0.05 " .. helper.bin ..
+                                 " scripts/examples/http_fetch.lua")
+    assert.equal(0, status, out)
+    local n = 0
+    for line in out:gmatch("worker%-%d  200 [^\n]+") do n = n + 1 end
+    assert.equal(5, n, out)
+    assert.truthy(out:find("worker-1", 1, true))
+    assert.truthy(out:find("worker-2", 1, true))
+    -- the delays add up to 9 units; two workers overlap them
+    local took = tonumber(out:match("fetched 5 of 5 URLs in ([%d.]+) s"))
+    assert.truthy(took, out)
+    assert.is_true(took < 9 * 0.05 + 0.4, out)
+  end)
+end)
+
 describe("docs/http_server.md", function()
   -- Every ```lua block runs, and prints what its `--> value` comments say.
   local f = assert(io.open(helper.root .. "/docs/http_server.md"))
