@@ -38,17 +38,24 @@ local function capture(e)
 end
 
 -- Stream an iterator body chunk by chunk (conn:respond sent the head).
+-- Returns true, or false and an error: a string (the iterator failed: the
+-- handler's fault, logged) or a tide.Error (the connection failed).
 local function stream_body(conn, body)
   while true do
-    local chunk = body()
+    local ok, chunk = xpcall(body, capture)
+    if not ok then
+      if is_error(chunk, "ECANCELED") then error(chunk, 0) end
+      return false, chunk.tb
+    end
     if chunk == nil then break end
     if type(chunk) ~= "string" then
-      error(("body iterator returned a %s, not a string"):format(
-        type(chunk)), 0)
+      return false, ("body iterator returned a %s, not a string")
+                    :format(type(chunk))
     end
-    conn:write_chunk(chunk)
+    local ok2, err = pcall(conn.write_chunk, conn, chunk)
+    if not ok2 then return false, err end
   end
-  conn:end_chunks()
+  return pcall(conn.end_chunks, conn)
 end
 
 local function describe(req)
@@ -64,11 +71,9 @@ local LINGER = 2
 local function linger(conn)
   local s = conn:stream()
   if s:closed() then return end
-  pcall(function()
+  pcall(tide.timeout, LINGER, function()
     s:shutdown()
-    tide.timeout(LINGER, function()
-      while s:read() do end
-    end)
+    while s:read() do end
   end)
 end
 
@@ -88,15 +93,17 @@ local function serve_conn(srv, conn, handler)
       -- respond() sends the whole response, or only the head of a
       -- streamed one and returns true.
       local ok2, err = pcall(respond, conn, res)
-      if ok2 and err == true then ok2, err = pcall(stream_body, conn, res.body) end
+      if ok2 and err == true then ok2, err = stream_body(conn, res.body) end
       if not ok2 then
         if is_error(err, "ECANCELED") then error(err, 0) end
-        -- A failed or stalled write just ends the connection; anything
-        -- else is a bad response from the handler.
-        if not (is_error(err) and err.op == "http.write") then
-          log(("bad response to %s: %s"):format(describe(req),
-                                                 tostring(err)))
+        if is_error(err) then
+          -- The connection failed: reset, or a client that stopped
+          -- reading for longer than the idle timeout.
+          conn:abort()
+          return
         end
+        log(("error in the response to %s: %s"):format(describe(req),
+                                               tostring(err)))
         conn:fail(500)
       end
     elseif is_error(res, "ECANCELED") then

@@ -770,6 +770,15 @@ static int conn_close(lua_State *L) {
   return 0;
 }
 
+/* conn:abort(): close at once, dropping queued output (a peer that stopped
+** reading, a failed write). */
+static int conn_abort(lua_State *L) {
+  conn_t *c = to_conn(L);
+  if (c->s) tide_stream_set_linger(c->s, 0);
+  conn_close_now(c);
+  return 0;
+}
+
 /* conn:closing() -> true when no further request will be read. */
 static int conn_closing(lua_State *L) {
   conn_t *c = to_conn(L);
@@ -793,6 +802,7 @@ static const luaL_Reg conn_methods[] = {
   {"closing", conn_closing},
   {"stream", conn_stream},
   {"close", conn_close},
+  {"abort", conn_abort},
   {NULL, NULL}
 };
 
@@ -839,6 +849,9 @@ static void push_conn(lua_State *L, listener_t *l, uv_tcp_t *h) {
   ud--;
   tide__rp_init(&c->rp, &l->lim);
   c->s = s;
+  /* A closed conn may flush its last response for as long as the peer may
+  ** stall a read, not the Stream's default. */
+  tide_stream_set_linger(s, (uint64_t)(l->lim.idle_timeout * 1000.0));
   c->rt = l->rt;
   c->keep = 1;
   tide__timer_init(&c->timer, timer_fire);

@@ -27,6 +27,14 @@ local function stop(srv)
   tide.wait_for(function() srv:wait() end, 5)
 end
 
+-- Open libuv handles on the loop, and a way to let closes finish.
+local handles = require("tide._net")._handles
+local function settle()
+  for _ = 1, 5 do tide.sleep(0) end
+  tide.sleep(0.02)
+  for _ = 1, 5 do tide.sleep(0) end
+end
+
 local function curl(args)
   return peer.run("curl -sS --max-time 10 " .. args)
 end
@@ -319,6 +327,39 @@ describe("http.serve", function()
     assert.equal("row1\nrow2\nrow3\nrow4\nrow5\n", r.body)
   end)
 
+  it("cuts a streamed response short when its iterator fails", function()
+    local srv = serve(function()
+      local n = 0
+      return {body = function()
+        n = n + 1
+        if n == 3 then error("iterator broke") end
+        return "part" .. n .. "\n"
+      end}
+    end)
+    local out, ending = peer.raw(srv.port, {"GET / HTTP/1.1\r\n\r\n"})
+    stop(srv)
+    assert.equal("EOF", ending)
+    assert.truthy(out:find("part2", 1, true))
+    assert.is_nil(out:find("0\r\n\r\n", 1, true)) -- no final chunk
+    assert.truthy(srv.logged[1]:find("iterator broke", 1, true))
+  end)
+
+  it("streams to an HTTP/1.0 client without chunks, then closes", function()
+    local srv = serve(function()
+      local n = 0
+      return {body = function()
+        n = n + 1
+        if n <= 2 then return "line" .. n .. "\n" end
+      end}
+    end)
+    local out, ending = peer.raw(srv.port, {"GET / HTTP/1.0\r\n\r\n"})
+    stop(srv)
+    assert.equal("EOF", ending)
+    assert.is_nil(out:find("chunked", 1, true))
+    assert.truthy(out:find("Connection: close\r\n", 1, true))
+    assert.truthy(out:match("\r\n\r\nline1\nline2\n$"))
+  end)
+
   it("answers HEAD with headers only", function()
     local srv = serve(function() return "twelve bytes" end)
     local _, out = curl("-I " .. url(srv))
@@ -551,6 +592,8 @@ function req(method, path, body) {
 
   it("cleans up when a connection's task is cancelled mid-request",
      function()
+    settle()
+    local before = handles()
     local srv = serve(function(req)
       if req.path == "/cancel" then
         tide.current():cancel("test")
@@ -566,6 +609,66 @@ function req(method, path, body) {
     assert.equal("alive", ok)
     stop(srv)
     assert.equal(0, srv:connections())
+    settle()
+    assert.equal(before, handles())
+  end)
+
+  it("cleans up when a task is cancelled while reading a body", function()
+    settle()
+    local before = handles()
+    local waiting = tide.future()
+    local srv = serve(function(req)
+      if req.path == "/" then return "alive" end
+      local me = tide.current()
+      tide.spawn(function()
+        waiting:await()
+        me:cancel()
+      end)
+      tide.spawn(function() tide.sleep(0.05) waiting:set() end)
+      return req:body()
+    end)
+    local out, ending = peer.raw(srv.port, {
+      "POST /up HTTP/1.1\r\nContent-Length: 100\r\n\r\nonly part",
+      {timeout = 5}})
+    assert.equal("", out)
+    assert.equal("EOF", ending)
+    local st, ok = curl(url(srv, "/"))
+    stop(srv)
+    assert.equal(0, st)
+    assert.equal("alive", ok)
+    settle()
+    assert.equal(before, handles())
+  end)
+
+  it("gives up on a client that stops reading a streamed response",
+     function()
+    settle()
+    local before = handles()
+    local chunks = 0
+    local srv = serve(function()
+      local piece = ("x"):rep(65536)
+      return {body = function()
+        chunks = chunks + 1
+        if chunks > 1000 then return nil end
+        return piece
+      end}
+    end, {limits = {idle_timeout = 0.3}})
+    -- the peer sends its request, then sleeps without reading
+    local raw = peer.raw_spawn(srv.port, {"GET / HTTP/1.1\r\n\r\n",
+                                          {sleep = 2}, {timeout = 5}})
+    local t0 = tide.now()
+    while srv:connections() == 0 do tide.sleep(0.01) end
+    while srv:connections() > 0 and tide.now() - t0 < 5 do
+      tide.sleep(0.02)
+    end
+    local gave_up = tide.now() - t0
+    raw:wait()
+    stop(srv)
+    assert.is_true(gave_up < 1.9, "took " .. gave_up)
+    assert.is_true(chunks < 1000)
+    assert.same({}, srv.logged)
+    settle()
+    assert.equal(before, handles())
   end)
 
   it("frees the port when the accepting task is cancelled", function()
@@ -596,6 +699,32 @@ function req(method, path, body) {
     stop(b)
     assert.equal(0, st)
     assert.truthy(out == "a" or out == "b")
+  end)
+
+  it("shares a port with another process through reuseport", function()
+    local a = serve(function() return "here" end, {reuseport = true})
+    local other = peer.spawn(helper.bin .. " -e " .. peer.quote(([[
+      local http = require "tide.http"
+      local srv = http.serve{port = %d, reuseport = true,
+                             handler = function() return "there" end}
+      print("listening")
+      io.stdout:flush()
+      tide.sleep(1.5)
+      srv:close()
+    ]]):format(a.port)))
+    tide.sleep(0.5)
+    local seen = {}
+    for _ = 1, 30 do
+      local st, out = curl(url(a))
+      assert.equal(0, st)
+      seen[out] = true
+    end
+    local st, out = other:wait()
+    stop(a)
+    assert.equal(0, st, out)
+    assert.truthy(out:find("listening", 1, true))
+    assert.is_true(seen.here)
+    assert.is_true(seen.there)
   end)
 
   it("checks its arguments", function()
