@@ -16,7 +16,7 @@
 
 #define PARSER_MT "tide.http.Parser"
 
-/* ---- limits --------------------------------------------------------------- */
+/* ---- limits -------------------------------------------------------------- */
 
 static const limits_t default_limits = {16384, 1024 * 1024, 1024, 10.0, 15.0};
 
@@ -40,17 +40,16 @@ void tide__rp_limits(lua_State *L, int t, limits_t *lim) {
   *lim = default_limits;
   if (t == 0 || lua_isnoneornil(L, t)) return;
   luaL_checktype(L, t, LUA_TTABLE);
-  lim->header_bytes = (size_t)opt_number(L, t, "header_bytes",
-                                         (double)lim->header_bytes);
-  lim->body_bytes = (size_t)opt_number(L, t, "body_bytes",
-                                       (double)lim->body_bytes);
+  lim->header_bytes =
+      (size_t)opt_number(L, t, "header_bytes", (double)lim->header_bytes);
+  lim->body_bytes =
+      (size_t)opt_number(L, t, "body_bytes", (double)lim->body_bytes);
   lim->connections = (int)opt_number(L, t, "connections", lim->connections);
-  lim->header_timeout = opt_number(L, t, "header_timeout",
-                                   lim->header_timeout);
+  lim->header_timeout = opt_number(L, t, "header_timeout", lim->header_timeout);
   lim->idle_timeout = opt_number(L, t, "idle_timeout", lim->idle_timeout);
 }
 
-/* ---- the request parser core ---------------------------------------------- */
+/* ---- the request parser core --------------------------------------------- */
 
 int tide__grow(char **buf, size_t *cap, size_t need) {
   size_t n = *cap ? *cap : 256;
@@ -82,8 +81,7 @@ static int arena_add(rp_t *rp, const char *at, size_t n, int lower) {
   if (lower) {
     for (i = 0; i < n; i++) {
       unsigned char ch = (unsigned char)at[i];
-      rp->arena[rp->alen + i] =
-          (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+      rp->arena[rp->alen + i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
     }
   } else {
     memcpy(rp->arena + rp->alen, at, n);
@@ -215,13 +213,13 @@ static int on_message_complete(http_parser *hp) {
 }
 
 static const http_parser_settings rp_settings = {
-  .on_message_begin = on_message_begin,
-  .on_url = on_url,
-  .on_header_field = on_header_field,
-  .on_header_value = on_header_value,
-  .on_headers_complete = on_headers_complete,
-  .on_body = on_body,
-  .on_message_complete = on_message_complete,
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
 };
 
 void tide__rp_init(rp_t *rp, const limits_t *lim) {
@@ -306,8 +304,9 @@ int tide__rp_next_head(rp_t *rp, int eof) {
           return STEP_MORE;
         }
         rp->head_ready = 0;
-        if (rp->hp.content_length != ULLONG_MAX && !(rp->hp.flags & F_CHUNKED)
-            && rp->hp.content_length > rp->lim.body_bytes) {
+        if (rp->hp.content_length != ULLONG_MAX &&
+            !(rp->hp.flags & F_CHUNKED) &&
+            rp->hp.content_length > rp->lim.body_bytes) {
           rp_fail(rp, 413, "request body too large");
           rp->state = RP_ERROR;
           return STEP_ERROR;
@@ -329,7 +328,7 @@ int tide__rp_read_body(rp_t *rp, int eof) {
   }
 }
 
-/* ---- building the req table ------------------------------------------------ */
+/* ---- building the req table ---------------------------------------------- */
 
 static int hexval(int c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -374,8 +373,10 @@ static void push_query(lua_State *L, const char *q, size_t n) {
     const char *eq = memchr(p, '=', (size_t)(stop - p));
     if (stop > p) {
       push_decoded(L, p, (size_t)((eq ? eq : stop) - p));
-      if (eq) push_decoded(L, eq + 1, (size_t)(stop - eq - 1));
-      else lua_pushliteral(L, "");
+      if (eq)
+        push_decoded(L, eq + 1, (size_t)(stop - eq - 1));
+      else
+        lua_pushliteral(L, "");
       lua_pushvalue(L, -2);
       switch (lua_rawget(L, -4)) {
         case LUA_TNIL:
@@ -450,8 +451,7 @@ void tide__rp_push_request(lua_State *L, rp_t *rp, int flags) {
     lua_setfield(L, -2, "headers");
   }
   if (flags & RP_PUSH_EXTRA) {
-    lua_pushfstring(L, "%d.%d", (int)rp->hp.http_major,
-                    (int)rp->hp.http_minor);
+    lua_pushfstring(L, "%d.%d", (int)rp->hp.http_major, (int)rp->hp.http_minor);
     lua_setfield(L, -2, "version");
     lua_pushboolean(L, rp->keep_alive);
     lua_setfield(L, -2, "keep_alive");
@@ -488,18 +488,18 @@ void tide__rp_push_headers(lua_State *L, rp_t *rp) {
 /* Raise the parser's protocol error: EPROTO with the HTTP status the
 ** server answers with in the `status` field. [-0, +0, v] */
 int tide__rp_raise(lua_State *L, rp_t *rp, const char *op) {
-  tide_error_push(L, "EPROTO", op, NULL, rp->err_msg ? rp->err_msg
-                                                      : "malformed request");
+  tide_error_push(L, "EPROTO", op, NULL,
+                  rp->err_msg ? rp->err_msg : "malformed request");
   lua_pushinteger(L, rp->err_status ? rp->err_status : 400);
   lua_setfield(L, -2, "status");
   return lua_error(L);
 }
 
-/* ---- the Parser object (unit-level access to the core) -------------------- */
+/* ---- the Parser object (unit-level access to the core) ------------------- */
 
 typedef struct {
   rp_t rp;
-  char *buf;      /* fed, not yet parsed */
+  char *buf; /* fed, not yet parsed */
   size_t len, cap;
   int eof;
 } parser_ud;
@@ -600,18 +600,13 @@ static int parser__gc(lua_State *L) {
   return 0;
 }
 
-static const luaL_Reg parser_methods[] = {
-  {"feed", parser_feed},
-  {"next", parser_next},
-  {"body", parser_body},
-  {"buffered", parser_buffered},
-  {NULL, NULL}
-};
+static const luaL_Reg parser_methods[] = {{"feed", parser_feed},
+                                          {"next", parser_next},
+                                          {"body", parser_body},
+                                          {"buffered", parser_buffered},
+                                          {NULL, NULL}};
 
-static const luaL_Reg parser_funcs[] = {
-  {"new", hs_parser},
-  {NULL, NULL}
-};
+static const luaL_Reg parser_funcs[] = {{"new", hs_parser}, {NULL, NULL}};
 
 int luaopen_tide_http_parser(lua_State *L) {
   if (luaL_newmetatable(L, PARSER_MT)) {

@@ -28,47 +28,54 @@
 #define LISTENER_MT "tide.http.Listener"
 #define CONN_MT "tide.http.Conn"
 
+/* ---- response serialisation ---------------------------------------------- */
 
-/* ---- response serialisation ----------------------------------------------- */
+/* Reason phrases of the statuses handlers commonly send (RFC 9110). */
+static const struct {
+  int status;
+  const char *text;
+} reasons[] = {
+    {100, "Continue"},
+    {101, "Switching Protocols"},
+    {200, "OK"},
+    {201, "Created"},
+    {202, "Accepted"},
+    {204, "No Content"},
+    {206, "Partial Content"},
+    {301, "Moved Permanently"},
+    {302, "Found"},
+    {303, "See Other"},
+    {304, "Not Modified"},
+    {307, "Temporary Redirect"},
+    {308, "Permanent Redirect"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {408, "Request Timeout"},
+    {409, "Conflict"},
+    {410, "Gone"},
+    {411, "Length Required"},
+    {413, "Content Too Large"},
+    {415, "Unsupported Media Type"},
+    {417, "Expectation Failed"},
+    {422, "Unprocessable Content"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
+    {505, "HTTP Version Not Supported"},
+};
 
 static const char *reason(int status) {
-  switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
-  }
+  size_t i;
+  for (i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+    if (reasons[i].status == status) return reasons[i].text;
+  return "Unknown";
 }
 
 /* A growable output buffer for response heads. */
@@ -112,19 +119,19 @@ typedef struct {
 } date_cache_t;
 
 static const char *http_date(date_cache_t *d, uv_loop_t *loop) {
-  static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu",
-                                     "Fri", "Sat"};
-  static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May",
-                                       "Jun", "Jul", "Aug", "Sep", "Oct",
-                                       "Nov", "Dec"};
+  static const char *const days[] = {"Sun", "Mon", "Tue", "Wed",
+                                     "Thu", "Fri", "Sat"};
+  static const char *const months[] = {"Jan", "Feb", "Mar", "Apr",
+                                       "May", "Jun", "Jul", "Aug",
+                                       "Sep", "Oct", "Nov", "Dec"};
   uint64_t sec = uv_now(loop) / 1000 + 1;
   if (sec != d->sec) {
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     snprintf(d->text, sizeof d->text, "%s, %02d %s %04d %02d:%02d:%02d GMT",
-             days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
-             tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+             days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900,
+             tm.tm_hour, tm.tm_min, tm.tm_sec);
     d->sec = sec;
   }
   return d->text;
@@ -142,23 +149,23 @@ static int bad_header_text(const char *s, size_t n, int is_name) {
   return 0;
 }
 
-/* ---- listener and connections ---------------------------------------------- */
+/* ---- listener and connections -------------------------------------------- */
 
 typedef struct listener listener_t;
 typedef struct conn conn_t;
 
 struct listener {
-  uv_tcp_t tcp;            /* the listening handle; this record is malloced
-                              and freed once the handle is closed and no
-                              connection refers to it */
+  uv_tcp_t tcp; /* the listening handle; this record is malloced
+                   and freed once the handle is closed and no
+                   connection refers to it */
   tide_runtime_t *rt;
   limits_t lim;
-  tide_wait_t *waiter;     /* the task blocked in accept() */
-  int pending;             /* libuv holds an accepted fd for us */
+  tide_wait_t *waiter; /* the task blocked in accept() */
+  int pending;         /* libuv holds an accepted fd for us */
   int accept_err;
   int closed, handle_closed;
   int nconns;
-  conn_t *conns;           /* open connections */
+  conn_t *conns; /* open connections */
   date_cache_t date;
 };
 
@@ -175,27 +182,27 @@ static const char WHAT_WRITE[] = "http.write";
 ** Stream alive. */
 struct conn {
   rp_t rp;
-  tide_stream_t *s;        /* NULL once closed */
-  listener_t *srv;         /* NULL once unlinked */
+  tide_stream_t *s; /* NULL once closed */
+  listener_t *srv;  /* NULL once unlinked */
   conn_t *prev, *next;
   tide_runtime_t *rt;
   tide_timer_t timer;      /* idle, header, body or write deadline */
   tide_task_t *timer_task; /* the task the deadline interrupts */
   int timer_kind;
   int werr;
-  int in_response;         /* a request was handed out and its response is
-                              not complete */
-  int keep;                /* keep the connection after this response */
-  int head_only;           /* HEAD request: no body bytes */
+  int in_response; /* a request was handed out and its response is
+                      not complete */
+  int keep;        /* keep the connection after this response */
+  int head_only;   /* HEAD request: no body bytes */
   int http10;
-  int chunked;             /* streaming a chunked body */
+  int chunked; /* streaming a chunked body */
   int continue_sent;
-  int draining;            /* the listener is closing */
+  int draining; /* the listener is closing */
   int closed;
-  uint64_t due;            /* loop time (ms) the current head must be
-                              complete by; 0 while no byte of it came */
-  uint64_t deadline;       /* loop time (ms) the armed deadline expires */
-  obuf_t out;              /* the response head being built */
+  uint64_t due;      /* loop time (ms) the current head must be
+                        complete by; 0 while no byte of it came */
+  uint64_t deadline; /* loop time (ms) the armed deadline expires */
+  obuf_t out;        /* the response head being built */
 };
 
 typedef struct {
@@ -203,8 +210,13 @@ typedef struct {
 } listener_ud;
 
 /* Uservalues of a Conn userdata. */
-enum { CONN_UV_STREAM = 1, CONN_UV_REQ, CONN_UV_META, CONN_UV_REMOTE,
-       CONN_NUV = 4 };
+enum {
+  CONN_UV_STREAM = 1,
+  CONN_UV_REQ,
+  CONN_UV_META,
+  CONN_UV_REMOTE,
+  CONN_NUV = 4
+};
 
 /* The deadline expired.  An expired head gets its 408 here; the task is
 ** interrupted with ETIMEDOUT if it still waits where the deadline was set.
@@ -212,14 +224,14 @@ enum { CONN_UV_STREAM = 1, CONN_UV_REQ, CONN_UV_META, CONN_UV_REMOTE,
 static void timer_fire(tide_timer_t *tm) {
   conn_t *c = tide_container_of(tm, conn_t, timer);
   tide_task_t *t = c->timer_task;
-  const char *what = c->timer_kind == TK_WRITE ? WHAT_WRITE
-                   : c->timer_kind == TK_BODY ? WHAT_BODY : WHAT_RECV;
+  const char *what = c->timer_kind == TK_WRITE  ? WHAT_WRITE
+                     : c->timer_kind == TK_BODY ? WHAT_BODY
+                                                : WHAT_RECV;
   uint64_t now = uv_now(c->rt->loop);
   if (!c->s || c->timer_kind == TK_NONE) return;
   if (now < c->deadline) {
     /* The deadline moved since the node was armed: sleep again. */
-    tide__timer_start(c->rt, &c->timer,
-                      (double)(c->deadline - now) / 1000.0);
+    tide__timer_start(c->rt, &c->timer, (double)(c->deadline - now) / 1000.0);
     return;
   }
   c->timer_task = NULL;
@@ -230,8 +242,7 @@ static void timer_fire(tide_timer_t *tm) {
     tide_stream_write(c->s, resp, sizeof resp - 1);
   }
   c->keep = 0;
-  if (t && t->status == TIDE_TASK_WAITING && t->wait &&
-      t->wait->what == what)
+  if (t && t->status == TIDE_TASK_WAITING && t->wait && t->wait->what == what)
     tide__task_interrupt(t, TIDE_WAKE_TIMEDOUT);
 }
 
@@ -263,8 +274,10 @@ static void listener_maybe_free(listener_t *l) {
 static void conn_unlink(conn_t *c) {
   listener_t *l = c->srv;
   if (!l) return;
-  if (c->prev) c->prev->next = c->next;
-  else l->conns = c->next;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    l->conns = c->next;
   if (c->next) c->next->prev = c->prev;
   c->prev = c->next = NULL;
   c->srv = NULL;
@@ -299,8 +312,8 @@ static void conn_close_now(conn_t *c) {
 ** path taken twice per request. */
 static conn_t *to_conn(lua_State *L) {
   conn_t *c = (conn_t *)lua_touserdata(L, 1);
-  int ok = c && lua_getmetatable(L, 1) &&
-           lua_rawequal(L, -1, lua_upvalueindex(1));
+  int ok =
+      c && lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(1));
   if (c && ok) lua_pop(L, 1);
   if (!ok) luaL_typeerror(L, 1, CONN_MT);
   return c;
@@ -343,13 +356,13 @@ static void conn_send_error(conn_t *c, int status) {
   c->keep = 0;
 }
 
-/* ---- Conn: recv ------------------------------------------------------------ */
+/* ---- Conn: recv ---------------------------------------------------------- */
 
 /* Push the req table for the head now in the conn's parser; it becomes the
 ** conn's current request. [-0, +1, m] */
 static int conn_push_request(lua_State *L, conn_t *c) {
   rp_t *rp = &c->rp;
-  tide__rp_push_request(L, rp, 0);  /* headers are lazy: req__index */
+  tide__rp_push_request(L, rp, 0); /* headers are lazy: req__index */
   lua_getiuservalue(L, 1, CONN_UV_META);
   lua_setmetatable(L, -2);
   lua_pushvalue(L, -1);
@@ -424,7 +437,7 @@ static int conn_recv(lua_State *L) {
   return recv_again(L);
 }
 
-/* ---- req:body() ------------------------------------------------------------ */
+/* ---- req:body() ---------------------------------------------------------- */
 
 static int body_again(lua_State *L) {
   conn_t *c = (conn_t *)lua_touserdata(L, lua_upvalueindex(1));
@@ -434,8 +447,8 @@ static int body_again(lua_State *L) {
   size_t len, left;
   int st, r;
   timer_stop(c);
-  if (!s) return tide_error_raisef(L, "ECLOSED", "http.body",
-                                   "connection closed");
+  if (!s)
+    return tide_error_raisef(L, "ECLOSED", "http.body", "connection closed");
   if (rp->state == RP_BODY && rp->expect_continue && !c->continue_sent) {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     uv_buf_t b = uv_buf_init((char *)cont, sizeof cont - 1);
@@ -452,7 +465,7 @@ static int body_again(lua_State *L) {
   if (r == STEP_OK) {
     lua_pushlstring(L, rp->body ? rp->body : "", rp->blen);
     lua_pushvalue(L, -1);
-    lua_rawsetp(L, 1, (void *)WHAT_BODY);  /* cached on the req table */
+    lua_rawsetp(L, 1, (void *)WHAT_BODY); /* cached on the req table */
     return 1;
   }
   c->keep = 0;
@@ -471,11 +484,12 @@ static int req_body(lua_State *L) {
   lua_settop(L, 1);
   if (lua_rawgetp(L, 1, (void *)WHAT_BODY) == LUA_TSTRING) return 1;
   lua_pop(L, 1);
-  if (c->closed) return tide_error_raisef(L, "ECLOSED", "http.body",
-                                          "connection closed");
+  if (c->closed)
+    return tide_error_raisef(L, "ECLOSED", "http.body", "connection closed");
   lua_getiuservalue(L, lua_upvalueindex(1), CONN_UV_REQ);
   if (!lua_rawequal(L, 1, -1))
-    return luaL_error(L, "req:body(): the response to this request was "
+    return luaL_error(L,
+                      "req:body(): the response to this request was "
                       "already sent");
   lua_pop(L, 1);
   return body_again(L);
@@ -487,9 +501,10 @@ static void push_peer(lua_State *L, conn_t *c) {
   int n = c->s ? tide_stream_push_addr(L, c->s, 1) : 0;
   if (n == 2 && lua_type(L, -2) == LUA_TSTRING) {
     const char *ip = lua_tostring(L, -2);
-    if (strchr(ip, ':')) lua_pushfstring(L, "[%s]:%d", ip,
-                                         (int)lua_tointeger(L, -1));
-    else lua_pushfstring(L, "%s:%d", ip, (int)lua_tointeger(L, -1));
+    if (strchr(ip, ':'))
+      lua_pushfstring(L, "[%s]:%d", ip, (int)lua_tointeger(L, -1));
+    else
+      lua_pushfstring(L, "%s:%d", ip, (int)lua_tointeger(L, -1));
     lua_replace(L, -3);
     lua_pop(L, 1);
     return;
@@ -521,7 +536,8 @@ static int req__index(lua_State *L) {
     conn_t *c = (conn_t *)lua_touserdata(L, lua_upvalueindex(1));
     lua_getiuservalue(L, lua_upvalueindex(1), CONN_UV_REQ);
     if (c->closed || !c->in_response || !lua_rawequal(L, 1, -1))
-      return luaL_error(L, "req.headers: read the headers before the "
+      return luaL_error(L,
+                        "req.headers: read the headers before the "
                         "response is sent (this request is finished)");
     tide__rp_push_headers(L, &c->rp);
     lua_pushvalue(L, -1);
@@ -530,8 +546,7 @@ static int req__index(lua_State *L) {
   }
   if (strcmp(k, "remote") == 0) {
     conn_t *c = (conn_t *)lua_touserdata(L, lua_upvalueindex(1));
-    if (lua_getiuservalue(L, lua_upvalueindex(1), CONN_UV_REMOTE) ==
-        LUA_TNIL) {
+    if (lua_getiuservalue(L, lua_upvalueindex(1), CONN_UV_REMOTE) == LUA_TNIL) {
       lua_pop(L, 1);
       push_peer(L, c);
       lua_pushvalue(L, -1);
@@ -563,19 +578,18 @@ static int maybe_drain(lua_State *L, conn_t *c) {
 }
 /* Append one user header line, checking it cannot split the response.
 ** Returns 1 if it was Content-Type. */
-static int add_header(lua_State *L, obuf_t *ob, const char *name,
-                      size_t nlen, int vidx) {
+static int add_header(lua_State *L, obuf_t *ob, const char *name, size_t nlen,
+                      int vidx) {
   size_t vlen;
   const char *v;
   int t = lua_type(L, vidx);
   if (t != LUA_TSTRING && t != LUA_TNUMBER)
-    luaL_error(L, "bad response header '%s' (string expected, got %s)",
-               name, luaL_typename(L, vidx));
+    luaL_error(L, "bad response header '%s' (string expected, got %s)", name,
+               luaL_typename(L, vidx));
   lua_pushvalue(L, vidx);
   v = lua_tolstring(L, -1, &vlen);
   if (bad_header_text(v, vlen, 0))
-    luaL_error(L, "bad response header '%s' (value has CR, LF or NUL)",
-               name);
+    luaL_error(L, "bad response header '%s' (value has CR, LF or NUL)", name);
   ob_add(L, ob, name, nlen);
   ob_lit(L, ob, ": ");
   ob_add(L, ob, v, vlen);
@@ -609,18 +623,28 @@ static int conn_respond(lua_State *L) {
         int isnum;
         lua_Integer s = lua_tointegerx(L, -1, &isnum);
         if (!isnum || s < 100 || s > 999)
-          return luaL_error(L, "bad response status (an integer from 100 "
+          return luaL_error(L,
+                            "bad response status (an integer from 100 "
                             "to 999 expected)");
         status = (int)s;
       }
-      switch (lua_getfield(L, 2, "body")) {      /* 4 */
-        case LUA_TNIL: break;
-        case LUA_TSTRING: body = lua_tolstring(L, 4, &blen); break;
-        case LUA_TNUMBER: body = lua_tolstring(L, 4, &blen); break;
-        case LUA_TFUNCTION: stream = 1; break;
+      switch (lua_getfield(L, 2, "body")) { /* 4 */
+        case LUA_TNIL:
+          break;
+        case LUA_TSTRING:
+          body = lua_tolstring(L, 4, &blen);
+          break;
+        case LUA_TNUMBER:
+          body = lua_tolstring(L, 4, &blen);
+          break;
+        case LUA_TFUNCTION:
+          stream = 1;
+          break;
         default:
-          return luaL_error(L, "bad response body (string or function "
-                            "expected, got %s)", luaL_typename(L, 4));
+          return luaL_error(L,
+                            "bad response body (string or function "
+                            "expected, got %s)",
+                            luaL_typename(L, 4));
       }
       break;
     default:
@@ -647,15 +671,17 @@ static int conn_respond(lua_State *L) {
   ob_str(L, ob, conn_date(c));
   ob_lit(L, ob, "\r\n");
   if (lua_type(L, 2) == LUA_TTABLE) {
-    int ht = lua_getfield(L, 2, "headers");      /* 5 */
+    int ht = lua_getfield(L, 2, "headers"); /* 5 */
     if (ht == LUA_TTABLE) {
       lua_pushnil(L);
       while (lua_next(L, 5)) {
         size_t nlen;
         const char *name;
         if (lua_type(L, -2) != LUA_TSTRING)
-          return luaL_error(L, "bad response header name (string expected, "
-                            "got %s)", luaL_typename(L, -2));
+          return luaL_error(L,
+                            "bad response header name (string expected, "
+                            "got %s)",
+                            luaL_typename(L, -2));
         name = lua_tolstring(L, -2, &nlen);
         if (bad_header_text(name, nlen, 1))
           return luaL_error(L, "bad response header name '%s'", name);
@@ -694,8 +720,10 @@ static int conn_respond(lua_State *L) {
       ob_lit(L, ob, "\r\n");
     }
   }
-  if (!c->keep) ob_lit(L, ob, "Connection: close\r\n");
-  else if (c->http10) ob_lit(L, ob, "Connection: keep-alive\r\n");
+  if (!c->keep)
+    ob_lit(L, ob, "Connection: close\r\n");
+  else if (c->http10)
+    ob_lit(L, ob, "Connection: keep-alive\r\n");
   ob_lit(L, ob, "\r\n");
   send_body = !no_body && !c->head_only;
   bufs[0] = uv_buf_init(ob->p, (unsigned)ob->len);
@@ -763,7 +791,7 @@ static int conn_fail(lua_State *L) {
   return 1;
 }
 
-/* ---- Conn: closing --------------------------------------------------------- */
+/* ---- Conn: closing ------------------------------------------------------- */
 
 static int conn_close(lua_State *L) {
   conn_close_now(to_conn(L));
@@ -793,20 +821,18 @@ static int conn_stream(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg conn_methods[] = {
-  {"recv", conn_recv},
-  {"respond", conn_respond},
-  {"write_chunk", conn_write_chunk},
-  {"end_chunks", conn_end_chunks},
-  {"fail", conn_fail},
-  {"closing", conn_closing},
-  {"stream", conn_stream},
-  {"close", conn_close},
-  {"abort", conn_abort},
-  {NULL, NULL}
-};
+static const luaL_Reg conn_methods[] = {{"recv", conn_recv},
+                                        {"respond", conn_respond},
+                                        {"write_chunk", conn_write_chunk},
+                                        {"end_chunks", conn_end_chunks},
+                                        {"fail", conn_fail},
+                                        {"closing", conn_closing},
+                                        {"stream", conn_stream},
+                                        {"close", conn_close},
+                                        {"abort", conn_abort},
+                                        {NULL, NULL}};
 
-/* ---- Listener -------------------------------------------------------------- */
+/* ---- Listener ------------------------------------------------------------ */
 
 static void listener_closed_cb(uv_handle_t *h) {
   /* owns the listener record once no conn refers to it */
@@ -823,8 +849,10 @@ static void tcp_free_cb(uv_handle_t *h) {
 static void on_connection(uv_stream_t *server, int status) {
   /* owns nothing: libuv holds the accepted fd until accept() takes it */
   listener_t *l = (listener_t *)server;
-  if (status < 0) l->accept_err = status;
-  else l->pending = 1;
+  if (status < 0)
+    l->accept_err = status;
+  else
+    l->pending = 1;
   if (l->waiter && (status < 0 || l->nconns < l->lim.connections)) {
     tide_wait_t *w = l->waiter;
     l->waiter = NULL;
@@ -860,7 +888,7 @@ static void push_conn(lua_State *L, listener_t *l, uv_tcp_t *h) {
   if (l->conns) l->conns->prev = c;
   l->conns = c;
   l->nconns++;
-  lua_createtable(L, 0, 1);                /* the req metatable */
+  lua_createtable(L, 0, 1); /* the req metatable */
   lua_pushvalue(L, ud);
   lua_pushvalue(L, ud);
   lua_pushcclosure(L, req_body, 1);
@@ -972,12 +1000,11 @@ static int listener_connections(lua_State *L) {
 }
 
 static const luaL_Reg listener_methods[] = {
-  {"accept", listener_accept},
-  {"close", listener_close},
-  {"port", listener_port},
-  {"connections", listener_connections},
-  {NULL, NULL}
-};
+    {"accept", listener_accept},
+    {"close", listener_close},
+    {"port", listener_port},
+    {"connections", listener_connections},
+    {NULL, NULL}};
 
 /* Raise a libuv error about an address. [-0, +0, v] */
 static int raise_addr(lua_State *L, int err, const char *op, const char *host,
@@ -1012,8 +1039,10 @@ static int hs_listen(lua_State *L) {
   } else {
     tide__rp_limits(L, 0, &lim);
   }
-  if (strcmp(host, "localhost") == 0) host = "127.0.0.1";
-  else if (strcmp(host, "*") == 0) host = "0.0.0.0";
+  if (strcmp(host, "localhost") == 0)
+    host = "127.0.0.1";
+  else if (strcmp(host, "*") == 0)
+    host = "0.0.0.0";
   if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&ss) != 0 &&
       uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&ss) != 0)
     return luaL_argerror(L, 1, "an IP address or \"localhost\" expected");
@@ -1047,7 +1076,7 @@ static int hs_listen(lua_State *L) {
   return 1;
 }
 
-/* ---- the module ------------------------------------------------------------ */
+/* ---- the module ---------------------------------------------------------- */
 
 static int conn__gc(lua_State *L) {
   conn_close_now(to_conn(L));
@@ -1078,10 +1107,7 @@ static void new_type(lua_State *L, const char *name, const luaL_Reg *methods,
   lua_pop(L, 1);
 }
 
-static const luaL_Reg hs_funcs[] = {
-  {"listen", hs_listen},
-  {NULL, NULL}
-};
+static const luaL_Reg hs_funcs[] = {{"listen", hs_listen}, {NULL, NULL}};
 
 int luaopen_tide_http_server(lua_State *L) {
   tide_stream_open(L);

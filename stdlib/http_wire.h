@@ -16,11 +16,11 @@
 #include "tide.h"
 
 typedef struct {
-  size_t header_bytes;     /* request line and headers */
-  size_t body_bytes;       /* one request body */
-  int connections;         /* open connections per listener */
-  double header_timeout;   /* from the first byte of a head to its end */
-  double idle_timeout;     /* waiting for a request, or between body reads */
+  size_t header_bytes;   /* request line and headers */
+  size_t body_bytes;     /* one request body */
+  int connections;       /* open connections per listener */
+  double header_timeout; /* from the first byte of a head to its end */
+  double idle_timeout;   /* waiting for a request, or between body reads */
 } limits_t;
 
 /* Parser states, body modes and step results. */
@@ -38,34 +38,33 @@ typedef struct {
 typedef struct {
   http_parser hp;
   limits_t lim;
-  const char *in;              /* the input view of one call: in[0..len),
-                                  in[0..off) parsed */
+  const char *in; /* the input view of one call: in[0..len),
+                     in[0..off) parsed */
   size_t off, len;
-  int state;                   /* RP_* */
-  int body_mode;               /* BODY_* */
-  char *arena;                 /* url and headers of the current head */
+  int state;     /* RP_* */
+  int body_mode; /* BODY_* */
+  char *arena;   /* url and headers of the current head */
   size_t alen, acap;
   size_t url_len;
   hdr_t *hdrs;
   int nhdrs, hcap;
   int last_was_value;
-  size_t head_bytes;           /* wire bytes of the head so far */
-  char *body;                  /* collected body */
+  size_t head_bytes; /* wire bytes of the head so far */
+  char *body;        /* collected body */
   size_t blen, bcap;
-  size_t body_seen;            /* body bytes seen, collected or not */
+  size_t body_seen; /* body bytes seen, collected or not */
   unsigned keep_alive : 1, expect_continue : 1, has_body : 1;
-  unsigned head_ready : 1;     /* a head completed during this call */
-  int err_status;              /* 400, 413, 431 when state == RP_ERROR */
+  unsigned head_ready : 1; /* a head completed during this call */
+  int err_status;          /* 400, 413, 431 when state == RP_ERROR */
   const char *err_msg;
 } rp_t;
-
 
 /* Read a limits table at index t (or nil: the defaults) into *lim.
 ** [-0, +0, v] */
 void tide__rp_limits(lua_State *L, int t, limits_t *lim);
 
 void tide__rp_init(rp_t *rp, const limits_t *lim);
-void tide__rp_free(rp_t *rp);  /* frees the buffers, not rp */
+void tide__rp_free(rp_t *rp); /* frees the buffers, not rp */
 /* Set the bytes the next calls parse; afterwards rp->off says how many
 ** of them were used (the caller drops those). */
 void tide__rp_input(rp_t *rp, const char *data, size_t len);
