@@ -17,11 +17,15 @@ local traceback = debug.traceback
 
 local http = {}
 
--- The client half, when present.
+-- The client half (get, post, request, ...), when it is built in.  Only
+-- its absence is tolerated; an error while loading it is raised.
 do
   local ok, client = pcall(require, "tide.http_client")
-  if ok and type(client) == "table" then
+  if ok then
     for k, v in pairs(client) do http[k] = v end
+  elseif not tostring(client):find("module 'tide.http_client' not found",
+                                   1, true) then
+    error(client, 0)
   end
 end
 

@@ -778,15 +778,7 @@ describe("scripts/examples/http_server.lua", function()
 end)
 
 describe("scripts/examples/http_fetch.lua", function()
-  -- The example needs the HTTP client and tide.queue, which come from
-  -- their own modules.
-  local have = package.preload["tide.queue"] and
-               package.preload["tide.http_client"]
   it("fetches its local pages with two workers", function()
-    if not have then
-      pending("needs tide.queue and tide.http_client in the build")
-      return
-    end
     local status, out = peer.run("FETCH_UNIT=0.05 " .. helper.bin ..
                                  " scripts/examples/http_fetch.lua")
     assert.equal(0, status, out)
