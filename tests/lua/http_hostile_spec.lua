@@ -170,6 +170,24 @@ describe("http server under hostile input", function()
     healthy_then_stop(srv)
   end)
 
+  it("holds up under 500 concurrent keep-alive connections (wrk)",
+     function()
+    local srv = serve()
+    local st, out = peer.run(("wrk -t1 -c500 -d1s http://127.0.0.1:%d/")
+                             :format(srv.port), 30)
+    assert.equal(0, st, out)
+    local n = tonumber(out:match("(%d+) requests in"))
+    assert.is_true(n and n > 500, out)
+    assert.is_nil(out:find("Non-2xx", 1, true), out)
+    -- wrk closed its connections: the server's go too
+    local t0 = tide.now()
+    while srv:connections() > 0 and tide.now() - t0 < 10 do
+      tide.sleep(0.02)
+    end
+    assert.equal(0, srv:connections())
+    healthy_then_stop(srv)
+  end)
+
   it("closes connections that never send a byte", function()
     local srv = serve{idle_timeout = 0.2}
     local out, ending = peer.raw(srv.port, {{timeout = 5}})

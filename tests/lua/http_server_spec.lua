@@ -308,6 +308,35 @@ describe("http.serve", function()
     assert.truthy(c:find("POST 200000 0123456789", 1, true))
   end)
 
+  it("closes instead of skipping a body it never asked for with 100-continue",
+     function()
+    local srv = serve(function() return "no thanks" end)
+    local out, ending = peer.raw(srv.port, {
+      "PUT /big HTTP/1.1\r\nContent-Length: 100000\r\n" ..
+      "Expect: 100-continue\r\n\r\n", {timeout = 5}})
+    stop(srv)
+    assert.equal("EOF", ending)
+    assert.is_nil(out:find("100 Continue", 1, true))
+    local r = peer.parse_responses(out)[1]
+    assert.equal(200, r.status)
+    assert.equal("close", r.headers.connection)
+    assert.equal("no thanks", r.body)
+  end)
+
+  it("reads chunked bodies with extensions and trailers", function()
+    local srv = serve(function(req) return req:body() end)
+    local out = peer.raw(srv.port, {
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" ..
+      "4;name=value\r\nWiki\r\n5\r\npedia\r\n0\r\n" ..
+      "X-Checksum: abc\r\n\r\n" ..
+      "GET /next HTTP/1.1\r\nConnection: close\r\n\r\n"})
+    stop(srv)
+    local rs = peer.parse_responses(out)
+    assert.equal(2, #rs)
+    assert.equal("Wikipedia", rs[1].body)
+    assert.equal("", rs[2].body)
+  end)
+
   it("streams an iterator body with chunked encoding", function()
     local srv = serve(function()
       local i = 0
