@@ -338,22 +338,26 @@ static void conn_write(conn_t *c, uv_buf_t *bufs, unsigned nbufs) {
   }
 }
 
+/* The Date value: the listener's cache, shared by its connections (an open
+** conn is always linked to its listener, which outlives it). */
 static const char *conn_date(conn_t *c) {
-  return c->srv ? http_date(&c->srv->date, c->rt->loop)
-                : "Thu, 01 Jan 1970 00:00:00 GMT";
+  return http_date(&c->srv->date, c->rt->loop);
 }
 
 /* A short error response, sent before closing (400, 408, 413, 431). */
 static void conn_send_error(conn_t *c, int status) {
   char head[256];
   const char *why = reason(status);
-  int n = snprintf(head, sizeof head,
-                   "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: text/plain"
-                   "\r\nContent-Length: %u\r\nConnection: close\r\n\r\n%s\n",
-                   status, why, conn_date(c), (unsigned)strlen(why) + 1, why);
-  uv_buf_t b = uv_buf_init(head, (unsigned)n);
-  conn_write(c, &b, 1);
+  uv_buf_t b;
+  int n;
   c->keep = 0;
+  if (!c->s) return;
+  n = snprintf(head, sizeof head,
+               "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: text/plain"
+               "\r\nContent-Length: %u\r\nConnection: close\r\n\r\n%s\n",
+               status, why, conn_date(c), (unsigned)strlen(why) + 1, why);
+  b = uv_buf_init(head, (unsigned)n);
+  conn_write(c, &b, 1);
 }
 
 /* ---- Conn: recv ---------------------------------------------------------- */
