@@ -271,6 +271,9 @@ static int rp_exec(rp_t *rp, int eof) {
   e = HTTP_PARSER_ERRNO(&rp->hp);
   if ((e != HPE_OK && e != HPE_PAUSED) || rp->err_status) {
     rp_fail(rp, 400, http_errno_description(e));
+    /* A head that completes in this call and fails right after (a bad
+    ** Transfer-Encoding) is a head error. */
+    rp->err_in_body = rp->state == RP_BODY && !rp->head_ready;
     rp->state = RP_ERROR;
     return STEP_ERROR;
   }

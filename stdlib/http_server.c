@@ -405,7 +405,12 @@ static int recv_again(lua_State *L) {
   tide__rp_input(rp, NULL, 0);
   if (r == STEP_OK) return conn_push_request(L, c);
   if (r == STEP_ERROR) {
-    conn_send_error(c, rp->err_status ? rp->err_status : 400);
+    /* A bad or oversized body the handler left unread belongs to a
+    ** request that has its response already: just close. */
+    if (rp->err_in_body)
+      c->keep = 0;
+    else
+      conn_send_error(c, rp->err_status ? rp->err_status : 400);
     return 0;
   }
   idle = rp->state == RP_IDLE && left == 0;

@@ -54,8 +54,9 @@ typedef struct {
   size_t blen, bcap;
   size_t body_seen; /* body bytes seen, collected or not */
   unsigned keep_alive : 1, expect_continue : 1, has_body : 1;
-  unsigned head_ready : 1; /* a head completed during this call */
-  int err_status;          /* 400, 413, 431 when state == RP_ERROR */
+  unsigned head_ready : 1;  /* a head completed during this call */
+  unsigned err_in_body : 1; /* the error is in a body, not a head */
+  int err_status;           /* 400, 413, 431 when state == RP_ERROR */
   const char *err_msg;
 } rp_t;
 

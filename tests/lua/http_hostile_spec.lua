@@ -85,6 +85,25 @@ describe("http server under hostile input", function()
     healthy_then_stop(srv)
   end)
 
+  it("closes after a bad body the handler did not read, without a second "
+     .. "response", function()
+    local srv = http.serve{port = 0, limits = {body_bytes = 1000},
+                           log = function() end,
+                           handler = function() return "ignored the body" end}
+    for _, body in ipairs{("400\r\n" .. ("z"):rep(1024) .. "\r\n"):rep(2),
+                          "5\r\nhello\r\nzz\r\n"} do
+      local out, ending = peer.raw(srv.port, {"POST / HTTP/1.1\r\n" ..
+        "Transfer-Encoding: chunked\r\n\r\n" .. body .. "0\r\n\r\n"})
+      local rs = peer.parse_responses(out)
+      assert.equal(1, #rs)
+      assert.equal(200, rs[1].status)
+      assert.equal("EOF", ending)
+    end
+    srv:close()
+    tide.wait_for(function() srv:wait() end, 5)
+    assert.equal(0, srv:connections())
+  end)
+
   it("rejects bad chunk sizes", function()
     local srv = serve()
     for _, size in ipairs{"zz", "-1", "0x10", "ffffffffffffffffff", " 5"} do
