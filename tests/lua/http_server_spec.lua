@@ -846,3 +846,20 @@ describe("docs/http_server.md", function()
   end
   it("has examples", function() assert.is_true(n >= 6) end)
 end)
+
+describe("scripts/bench/http_server", function()
+  -- Each server of the benchmark answers wrk (one short run each), so the
+  -- benchmark cannot rot between full runs.
+  for _, id in ipairs{"tide", "nginx", "node", "asyncio"} do
+    it("runs the " .. id .. " server under wrk", function()
+      local status, out = peer.run(("TIDE=%s DURATION=1 CONNECTIONS=4 " ..
+        "PYTHON=python3 NODE=node NGINX=nginx " ..
+        "scripts/bench/http_server/one.sh %s"):format(helper.bin, id), 60)
+      assert.equal(0, status, out)
+      local rps = tonumber(out:match("\nrps=([%d.]+)"))
+      assert.is_true(rps and rps > 0, out)
+      assert.truthy(out:match("\np99_ms=[%d.]+"), out)
+      assert.truthy(out:match("\nserver_cpu=%d+"), out)
+    end)
+  end
+end)
