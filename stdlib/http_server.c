@@ -413,7 +413,10 @@ static int recv_again(lua_State *L) {
       conn_send_error(c, rp->err_status ? rp->err_status : 400);
     return 0;
   }
-  idle = rp->state == RP_IDLE && left == 0;
+  /* Idle: not one byte of a next request, not even the blank lines a
+  ** client may send between requests (which must not keep a connection
+  ** open past the header deadline either). */
+  idle = rp->state == RP_IDLE && left == 0 && rp->head_bytes == 0;
   if (st != 0) {
     if (!idle && st == UV_EOF) conn_send_error(c, 400);
     return 0;

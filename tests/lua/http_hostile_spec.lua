@@ -207,6 +207,22 @@ describe("http server under hostile input", function()
     healthy_then_stop(srv)
   end)
 
+  it("does not let blank lines keep a connection open", function()
+    local srv = serve{header_timeout = 0.3, idle_timeout = 5}
+    local steps = {}
+    for i = 1, 10 do
+      steps[#steps + 1] = "\r\n"
+      steps[#steps + 1] = {sleep = 0.1}
+    end
+    steps[#steps + 1] = {timeout = 5}
+    local t0 = tide.now()
+    local out, ending = peer.raw(srv.port, steps)
+    assert.equal(408, status_of(out))
+    assert.equal("EOF", ending)
+    assert.is_true(tide.now() - t0 < 4.5)
+    healthy_then_stop(srv)
+  end)
+
   it("closes connections that never send a byte", function()
     local srv = serve{idle_timeout = 0.2}
     local out, ending = peer.raw(srv.port, {{timeout = 5}})
