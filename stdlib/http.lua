@@ -159,7 +159,7 @@ local function accept_loop(srv, l, handler)
         return
       else
         srv._conns = srv._conns + 1
-        spawn(conn_task, srv, conn, handler)
+        spawn(conn_task, srv, conn, handler).name = "http.conn"
       end
     end
   end)

@@ -642,6 +642,37 @@ function req(method, path, body) {
     assert.equal(before, handles())
   end)
 
+  it("cleans up when a connection's task is cancelled between requests",
+     function()
+    settle()
+    local before = handles()
+    local srv = serve(function() return "once" end)
+    local raw = peer.raw_spawn(srv.port, {"GET / HTTP/1.1\r\n\r\n",
+                                          {timeout = 5}})
+    local conn_task
+    local deadline = tide.now() + 10
+    while not conn_task and tide.now() < deadline do
+      for _, t in ipairs(tide.tasks()) do
+        if t.name == "http.conn" and tide.dump():find("on http.recv") then
+          conn_task = t
+        end
+      end
+      tide.sleep(0.01)
+    end
+    assert.truthy(conn_task, "no connection task waiting in http.recv")
+    tide.sleep(0.05) -- the response is out; the task waits for the next
+    local t0 = tide.now()
+    conn_task:cancel()
+    local out, ending = raw:wait()
+    assert.equal("EOF", ending)
+    assert.equal("once", peer.parse_responses(out)[1].body)
+    assert.is_true(tide.now() - t0 < 4)
+    assert.equal(0, srv:connections())
+    stop(srv)
+    settle()
+    assert.equal(before, handles())
+  end)
+
   it("cleans up when a task is cancelled while reading a body", function()
     settle()
     local before = handles()
