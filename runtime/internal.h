@@ -63,9 +63,10 @@ struct tide_task {
   uint8_t is_main;          /* the CLI's main task */
   int cancel_msg;           /* registry ref of the cancel message or
                                LUA_NOREF */
-  int where_line;           /* spawn location: line ... */
-  const char *where_src;    /* ... and interned chunk name (kept alive by
-                               the function's prototype; copied on demand) */
+  int where_line;           /* spawn line (TIDE_DEBUG), or -1 */
+  const char *what;         /* what the task waits (or last waited) on,
+                               for errors raised after its wait was
+                               interrupted */
 };
 
 /* Uservalue slots of a Task userdata.  A pending task has no coroutine

@@ -116,7 +116,7 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
       tide__error_cancelled(L, t);
       return lua_error(L);
     default:
-      tide_error_push(L, "ETIMEDOUT", w ? w->what : NULL, NULL,
+      tide_error_push(L, "ETIMEDOUT", t->what, NULL,
                       "deadline expired");
       return lua_error(L);
   }
@@ -126,6 +126,7 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
 static void suspend_on(tide_task_t *t, tide_wait_t *w, const char *what) {
   w->task = t;
   w->what = what;
+  t->what = what;
   t->wait = w;
   t->wake = TIDE_WAKE_OK;
   t->status = TIDE_TASK_WAITING;

@@ -460,6 +460,16 @@ describe("tide.timeout", function()
     assert_clean()
   end)
 
+  it("names the interrupted operation in the inner error", function()
+    local inner
+    pcall(tide.timeout, 0.01, function()
+      local ok, e = pcall(tide.sleep, 10)
+      inner = e
+    end)
+    assert.equal("ETIMEDOUT", inner.code)
+    assert.equal("sleep", inner.op)
+  end)
+
   it("keeps raising inside an expired scope", function()
     local second
     local e = err_of(tide.timeout, 0.01, function()
