@@ -100,4 +100,22 @@ do
 end
 server:close()
 
+step("HTTP: a server and concurrent client requests")
+local http = require "tide.http"
+local web = http.serve{host = "127.0.0.1", port = 0, handler = function(req)
+  tide.sleep(0.1 * scale)          -- a slow page; other requests go on
+  return {status = 200, headers = {["content-type"] = "application/json"},
+          body = ('{"path": "%s"}'):format(req.path)}
+end}
+local base = "http://127.0.0.1:" .. web.port
+local pages = tide.gather({
+  function() return http.get(base .. "/one") end,
+  function() return http.get(base .. "/two") end,
+  function() return http.get(base .. "/three") end,
+})
+for _, r in ipairs(pages) do
+  print(at(), r.status, r.headers["Content-Type"], r.body)
+end
+web:close()
+
 print("\ndone in " .. at())
