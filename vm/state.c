@@ -88,18 +88,24 @@ static tide_runtime_t *setup(lua_State *L, uv_loop_t *loop) {
   return rt;
 }
 
-/* Require "tide" and set the globals.  [-0, +0, e] */
-static int open_globals(lua_State *L) {
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "tide");
-  lua_call(L, 1, 1);
+/* Set the globals tide, async and await from the tide table on top of
+** the stack, which stays there.  [-0, +0, m] */
+static void set_globals(lua_State *L) {
   lua_pushvalue(L, -1);
   lua_setglobal(L, "tide");
   lua_getfield(L, -1, "async");
   lua_setglobal(L, "async");
   lua_getfield(L, -1, "await");
   lua_setglobal(L, "await");
-  lua_pop(L, 2);
+}
+
+/* Require "tide" and set the globals.  [-0, +0, e] */
+static int open_globals(lua_State *L) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "tide");
+  lua_call(L, 1, 1);
+  set_globals(L);
+  lua_pop(L, 1);
   return 0;
 }
 
@@ -191,11 +197,6 @@ int luaopen_tide(lua_State *L) {
   lua_remove(L, -2);
   lua_pushliteral(L, "tide");
   lua_call(L, 1, 1);
-  lua_pushvalue(L, -1);
-  lua_setglobal(L, "tide");
-  lua_getfield(L, -1, "async");
-  lua_setglobal(L, "async");
-  lua_getfield(L, -1, "await");
-  lua_setglobal(L, "await");
+  set_globals(L);
   return 1;
 }
