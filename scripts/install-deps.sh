@@ -10,6 +10,7 @@ PACKAGES="
   lua-busted lua-cjson python3-aiohttp
   curl nginx-light wrk tmux valgrind python3 nodejs
   time hyperfine
+  clang libclang-rt-14-dev
 "
 
 missing=""
