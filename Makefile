@@ -16,7 +16,7 @@ CTEST_FLAGS ?= --output-on-failure
 # `make valgrind`, not with `make test`.
 CTEST_EXCLUDE ?= -LE valgrind
 
-.PHONY: all build deps demo test valgrind bench clean install
+.PHONY: all build deps demo test valgrind bench clean install fuzz soak
 
 all: build
 
@@ -44,5 +44,20 @@ bench: build
 install: build
 	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))
 
+# libFuzzer targets (clang, ASan+UBSan) in build-fuzz/, each run for
+# FUZZ_TIME seconds on the committed seed corpus (tests/fuzz/run.sh).
+FUZZ_TIME ?= 300
+fuzz: deps
+	cmake -S . -B build-fuzz -DTIDE_FUZZ=ON -DCMAKE_C_COMPILER=clang \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build build-fuzz --target fuzz_all -j $(JOBS)
+	tests/fuzz/run.sh build-fuzz $(FUZZ_TIME)
+
+# The long soak: the HTTP server under wrk and a queue pipeline, with RSS
+# sampled (tests/soak/run.sh); SOAK_TIME seconds per load.
+SOAK_TIME ?= 60
+soak: deps build
+	tests/soak/run.sh $(BUILD) $(SOAK_TIME)
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
