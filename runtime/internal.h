@@ -89,6 +89,14 @@ struct tide_nest {
   tide_nest_t *up;
 };
 
+/* The accounting behind TIDE_MEMORY_LIMIT (vm/state.c): the allocator it
+** wraps, the limit in bytes (0: none) and the bytes Lua holds. */
+typedef struct tide_memlimit {
+  lua_Alloc f;
+  void *ud;
+  size_t limit, used;
+} tide_memlimit_t;
+
 /* Every thread's LUA_EXTRASPACE holds a pointer to a record whose first
 ** field is the runtime: the runtime itself (its `self`), or, for the
 ** coroutine of a started task, that task.  So the runtime is two loads
@@ -143,6 +151,8 @@ struct tide_runtime {
                                exists, Ctrl-C is theirs */
   uint64_t sigint_cancelled; /* id of the task the last Ctrl-C cancelled */
   int interrupted;          /* a Ctrl-C cancelled a task */
+  tide_memlimit_t mem;      /* TIDE_MEMORY_LIMIT; lives here, not in Lua,
+                               because lua_close still allocates */
 };
 
 /* runtime/loop.c */

@@ -109,6 +109,48 @@ static int open_globals(lua_State *L) {
   return 0;
 }
 
+/* The allocator used when TIDE_MEMORY_LIMIT is set: it refuses to grow
+** Lua's memory beyond the limit while a task runs, so the task that asked
+** gets Lua's "not enough memory" error (after Lua's emergency collection)
+** and can be failed like any other.  Outside tasks - the scheduler storing
+** a task's outcome, waking awaiters, closing the state - allocations are
+** never refused: there no protected call would catch the error and the
+** whole runtime would panic instead. */
+static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  tide_runtime_t *rt = (tide_runtime_t *)ud;
+  tide_memlimit_t *m = &rt->mem;
+  size_t old = ptr ? osize : 0;
+  void *p;
+  if (nsize > old && m->used - old + nsize > m->limit && rt->current)
+    return NULL;
+  p = m->f(m->ud, ptr, osize, nsize);
+  if (p || nsize == 0) m->used = m->used - old + nsize;
+  return p;
+}
+
+/* TIDE_MEMORY_LIMIT=<bytes>[k|m|g]: cap the memory Lua code may use.  A
+** test hook for out-of-memory handling, and a guard for embedders who run
+** untrusted scripts.  The state's own start-up is not counted against it. */
+static void memory_limit(tide_runtime_t *rt) {
+  const char *s = getenv("TIDE_MEMORY_LIMIT");
+  char *end;
+  double v;
+  if (!s || !*s) return;
+  v = strtod(s, &end);
+  switch (*end) {
+    case 'k': case 'K': v *= 1024.0; break;
+    case 'm': case 'M': v *= 1024.0 * 1024.0; break;
+    case 'g': case 'G': v *= 1024.0 * 1024.0 * 1024.0; break;
+    default: break;
+  }
+  if (!(v > 0)) return;
+  rt->mem.f = lua_getallocf(rt->L, &rt->mem.ud);
+  rt->mem.limit = (size_t)v;
+  rt->mem.used = (size_t)lua_gc(rt->L, LUA_GCCOUNT) * 1024 +
+                 (size_t)lua_gc(rt->L, LUA_GCCOUNTB);
+  lua_setallocf(rt->L, limited_alloc, rt);
+}
+
 tide_runtime_t *tide_runtime_new(uv_loop_t *loop) {
   lua_State *L = luaL_newstate();
   tide_runtime_t *rt;
@@ -125,6 +167,7 @@ tide_runtime_t *tide_runtime_new(uv_loop_t *loop) {
     tide__runtime_destroy(rt, 1);
     return NULL;
   }
+  memory_limit(rt);
   return rt;
 }
 
