@@ -86,8 +86,12 @@ ops[8] = function(k)
   local t = tide.spawn(sleeper(k + 1))
   local ok, e = pcall(tide.wait_for, t, small(k // 4))
   check(ok, e)
-  assert(t:done(), "wait_for left its task running")
-  if ok then assert(e == k + 1, "wait_for lost the result") end
+  -- When the worker itself is interrupted, wait_for cancels the task but
+  -- cannot wait for it; it finishes later, and the end checks see it.
+  if ok then
+    assert(t:done(), "wait_for returned before its task finished")
+    assert(e == k + 1, "wait_for lost the result")
+  end
 end
 ops[9] = function(k)
   local list = {tide.spawn(sleeper(k)), tide.spawn(sleeper(k // 4))}

@@ -1,0 +1,50 @@
+-- Every fuzz driver over every input of its committed corpus
+-- (tests/fuzz/corpus/<driver>/), run in-process as a task: the seeds and
+-- every input a fuzzer once crashed on stay regression tests, in plain and
+-- sanitizer builds, without clang.  A driver raises when one of its
+-- invariants breaks; see tests/fuzz/drivers/.
+local lfs = require "lfs"
+
+local root = helper.root .. "/tests/fuzz"
+
+local function list(dir, suffix)
+  local out = {}
+  if not lfs.attributes(dir) then return out end
+  for name in lfs.dir(dir) do
+    if name:sub(1, 1) ~= "." and (not suffix or name:sub(-#suffix) == suffix)
+    then
+      out[#out + 1] = name
+    end
+  end
+  table.sort(out)
+  return out
+end
+
+local function slurp(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+for _, file in ipairs(list(root .. "/drivers", ".lua")) do
+  local name = file:sub(1, -5)
+  describe("fuzz driver " .. name, function()
+    local inputs = list(root .. "/corpus/" .. name)
+
+    it("has a seed corpus", function()
+      assert.is_true(#inputs > 0)
+    end)
+
+    for _, input in ipairs(inputs) do
+      it("holds on " .. input, function()
+        local driver = assert(loadfile(root .. "/drivers/" .. file))
+        local data = slurp(root .. "/corpus/" .. name .. "/" .. input)
+        local t = tide.spawn(driver, data)
+        local ok, err = pcall(tide.await, t)
+        assert(ok, tostring(err))
+        assert.is_true(err)
+      end)
+    end
+  end)
+end
