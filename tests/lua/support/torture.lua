@@ -12,6 +12,7 @@ local function has(name)
 end
 
 local queue, sync = has "tide.queue", has "tide.sync"
+local fs, net, process = has "tide.fs", has "tide.net", has "tide.process"
 
 local EXPECTED = {ECANCELED = true, ETIMEDOUT = true}
 
@@ -144,6 +145,64 @@ if sync then
   end)
 end
 
+if fs then
+  -- Every write of a file puts FILE_SIZE copies of one letter: a reader
+  -- may see any whole version, never a torn or mixed one when atomic.
+  local FILE_SIZE = 8192
+  local LETTERS = "abcdefgh"
+  local function letter(r)
+    local i = r(#LETTERS)
+    return LETTERS:sub(i, i)
+  end
+  kind("fs.write_atomic", function(w, r)
+    local path = w.dir .. "/a" .. r(4)
+    fs.write_file(path, letter(r):rep(FILE_SIZE), {atomic = true})
+  end)
+  kind("fs.read_atomic", function(w, r)
+    local ok, data = pcall(fs.read_file, w.dir .. "/a" .. r(4))
+    if not ok then
+      if not tide.is_error(data, "ENOENT") then check(ok, data) end
+      return
+    end
+    assert(#data == FILE_SIZE and not data:find("[^" .. data:sub(1, 1)
+           .. "]"), "an atomically written file was torn")
+  end)
+  kind("fs.file", function(w, r)
+    local f <close> = fs.open(w.dir .. "/f" .. r(8), "w")
+    f:write(letter(r):rep(r(3) * 1024))
+    if r(2) == 1 then f:sync() end
+  end)
+  kind("fs.stat", function(w, r)
+    local ok, st = pcall(fs.stat, w.dir .. "/f" .. r(8))
+    if ok then
+      assert(st.type == "file")
+    elseif not tide.is_error(st, "ENOENT") then
+      check(ok, st)
+    end
+  end)
+end
+
+if net then
+  kind("net.echo", function(w, r)
+    local c <close> = net.connect("127.0.0.1", w.server.port)
+    local line = ("%d:%s"):format(r(1000000), ("x"):rep(r(64)))
+    c:write(line .. "\n")
+    if r(3) == 1 then tide.sleep(tiny(r)) end
+    assert(c:read_line() == line, "the echo came back different")
+  end)
+end
+
+if process then
+  -- Children are expensive next to the other operations: only one pick
+  -- in four starts one.
+  kind("process.run", function(_, r)
+    if r(4) > 1 then return tide.sleep(0) end
+    local res = process.run("sh", {"-c", r(2) == 1 and "exit 3" or
+                                   "sleep 0.01"})
+    assert(res.code == 3 or res.code == 0, "a child exited wrongly")
+  end)
+end
+
 M.add_kind = kind
 
 -- ---- a round --------------------------------------------------------------
@@ -166,6 +225,14 @@ local function world()
              in_lock = 0, in_sem = 0, permits = 3}
   for i = 1, 8 do w.futures[i] = tide.future() end
   if queue then w.q = queue.new(8) end
+  if fs then w.dir = fs.mkdtemp() end
+  if net then
+    w.server = net.listen{host = "127.0.0.1", port = 0, handler = function(c)
+      for line in function() return c:read_line() end do
+        c:write(line .. "\n")
+      end
+    end}
+  end
   if sync then
     w.lock = sync.Lock()
     w.sem = sync.Semaphore(w.permits)
@@ -242,6 +309,11 @@ function M.round(seed, n)
     end
   end
   chaos:await()
+  -- Round resources go before the checks, which count handles.
+  if w.server then
+    w.server:close()
+    w.server:wait()
+  end
   res.ops, res.cancels, res.world = ops[1], cancels, w
   return res
 end
@@ -284,6 +356,13 @@ function M.check(res, base)
     for item in pairs(w.put) do
       assert(seen[item], "item " .. item .. " was lost")
     end
+  end
+  if w.dir then
+    -- A cancelled atomic write leaves no temporary file behind.
+    for _, name in ipairs(fs.list(w.dir)) do
+      assert(name:match("^[af]%d$"), "left behind: " .. name)
+    end
+    fs.remove(w.dir, {recursive = true})
   end
   if w.lock then
     assert(not w.lock:locked(), "the lock is still held")
