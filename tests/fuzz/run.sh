@@ -27,9 +27,11 @@ for t in $targets; do
     -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$BUILD/fuzz-artifacts/$t-" >"$log" 2>&1
   rc=$?
-  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
-  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
-  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | sed 's/cov: //')
+  # The log holds fuzzed bytes: read it as text (-a) and take the last
+  # figures.
+  execs=$(grep -a '^stat::number_of_executed_units:' "$log" | tail -1 | tr -dc 0-9)
+  rate=$(grep -a '^stat::average_exec_per_sec:' "$log" | tail -1 | tr -dc 0-9)
+  cov=$(grep -ao 'cov: [0-9]*' "$log" | tail -1 | tr -dc 0-9)
   if [ $rc -eq 0 ]; then result=ok; else result="FAILED (see $log)"; status=1; fi
   printf '%-12s %8s %10s %8s %7s  %s\n' "$t" "$SECONDS_EACH" "${execs:-?}" \
     "${rate:-?}" "${cov:-?}" "$result"
