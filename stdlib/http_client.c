@@ -542,10 +542,9 @@ static sock_t *sock_new(client_t *c, curl_socket_t fd) {
 
 /* CURLMOPT_SOCKETFUNCTION: watch, rewatch or forget a socket.  When curl
 ** forgets a connection's socket (the connection goes back to its cache),
-** the poll handle stays as it is, so that reusing the connection costs no
-** syscall; on_poll stops it if the idle socket sees an event, and
-** on_close_socket closes it with the socket.  Other sockets (the threaded
-** resolver's) are closed by curl itself: their handle goes at once. */
+** the poll handle is stopped but kept, and on_close_socket closes it with
+** the socket.  Other sockets (the threaded resolver's) are closed by curl
+** itself: their handle goes at once. */
 static int on_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *sp) {
   /* runs inside curl; owns the sock records it creates */
   client_t *c = (client_t *)ud;
@@ -559,7 +558,12 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *sp) {
   if (what == CURL_POLL_REMOVE) {
     if (s) {
       s->want = 0;
+      /* Stop watching even a socket curl keeps: curl may close it without
+      ** calling on_close_socket (it does on some failed connections), and
+      ** a poll handle left armed on a closed fd makes libuv abort when it
+      ** next registers it with epoll (EBADF). */
       if (!s->owned) sock_close(c, s);
+      else sock_arm(s, 0);
     }
     return 0;
   }
