@@ -3,9 +3,9 @@
 ** target is this file compiled with TIDE_FUZZ_DRIVER naming a Lua driver
 ** script (tests/fuzz/drivers/<target>.lua).  For every input the harness
 ** creates a fresh runtime, spawns the driver as a task with the input bytes
-** as its one argument, runs the loop until nothing keeps it alive, and
-** aborts - which libFuzzer records as a crash, with the input saved - when
-** the driver task did not end successfully.  Drivers raise only when an
+** as its one argument, runs the loop until the driver ends and then until
+** nothing keeps it alive, and aborts - which libFuzzer records as a crash,
+** with the input saved - when the driver task did not end successfully.  Drivers raise only when an
 ** invariant breaks, so a failed driver is a bug in tide.  A driver still
 ** waiting when the loop has nothing left is a lost wake-up, also a bug; a
 ** driver that never lets the loop end is a hang, caught by libFuzzer's
@@ -81,9 +81,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fail(L, "the driver does not load");
   t = tide_task_check(L, -1);
   top = lua_gettop(L);
-  do {
-    more = tide_runtime_run(rt, TIDE_RUN_DEFAULT);
-  } while (more && tide_task_status_of(t) < TIDE_TASK_DONE);
+  /* One iteration at a time until the driver ends, so that a driver that
+  ** fails while its servers still keep the loop alive is reported at once
+  ** instead of looking like a hang. */
+  more = 1;
+  while (more && tide_task_status_of(t) < TIDE_TASK_DONE)
+    more = tide_runtime_run(rt, TIDE_RUN_ONCE);
   switch (tide_task_status_of(t)) {
     case TIDE_TASK_DONE:
       break;
@@ -95,6 +98,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     default:
       lua_settop(L, 0);
       fail(L, "the driver is still waiting and nothing is left to wake it");
+  }
+  /* Whatever the driver left running must end by itself (drivers close
+  ** what they open); if it does not, libFuzzer reports a hang. */
+  while (tide_runtime_run(rt, TIDE_RUN_DEFAULT)) {
   }
   lua_settop(L, 0);
   tide_runtime_close(rt);

@@ -164,10 +164,15 @@ local function response(method, strict_body)
         assert(line() == "", "a chunk without its CRLF")
       end
       body = table.concat(parts)
+    elseif not headers["content-length"] then
+      -- Delimited by the end of the connection (an HTTP/1.0 client).
+      assert(headers["connection"] == "close",
+             "a response without a length on a kept connection")
+      body = received:sub(rpos)
+      rpos = #received + 1
     else
-      local n = tonumber(headers["content-length"] or "")
-      assert(n or not strict_body, "a response without a length")
-      n = n or 0
+      local n = tonumber(headers["content-length"])
+      assert(n, "a malformed Content-Length")
       body = received:sub(rpos, rpos + n - 1)
       assert(#body == n or not strict_body, "a truncated response body")
       rpos = rpos + n
