@@ -13,6 +13,7 @@ end
 
 local queue, sync = has "tide.queue", has "tide.sync"
 local fs, net, process = has "tide.fs", has "tide.net", has "tide.process"
+local http_client = net and has "tide.http_client"
 
 local EXPECTED = {ECANCELED = true, ETIMEDOUT = true}
 
@@ -203,6 +204,15 @@ if process then
   end)
 end
 
+if http_client then
+  -- Against a small responder on tide.net that closes after each answer,
+  -- so no connection stays in libcurl's pool past the round.
+  kind("http.get", function(w)
+    local r = http_client.get(w.http_url, {timeout = 10})
+    assert(r.status == 200 and r.body == "ok", "a wrong HTTP response")
+  end)
+end
+
 M.add_kind = kind
 
 -- ---- a round --------------------------------------------------------------
@@ -232,6 +242,15 @@ local function world()
         c:write(line .. "\n")
       end
     end}
+  end
+  if http_client then
+    w.http = net.listen{host = "127.0.0.1", port = 0, handler = function(c)
+      if c:read_until("\r\n\r\n", 65536) then
+        c:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                .. "Connection: close\r\n\r\nok")
+      end
+    end}
+    w.http_url = ("http://127.0.0.1:%d/"):format(w.http.port)
   end
   if sync then
     w.lock = sync.Lock()
@@ -310,9 +329,9 @@ function M.round(seed, n)
   end
   chaos:await()
   -- Round resources go before the checks, which count handles.
-  if w.server then
-    w.server:close()
-    w.server:wait()
+  for _, srv in ipairs({w.server, w.http}) do
+    srv:close()
+    srv:wait()
   end
   res.ops, res.cancels, res.world = ops[1], cancels, w
   return res
@@ -356,6 +375,12 @@ function M.check(res, base)
     for item in pairs(w.put) do
       assert(seen[item], "item " .. item .. " was lost")
     end
+  end
+  if http_client then
+    collectgarbage()
+    local hs = http_client._stats()
+    assert(hs.transfers == 0 and hs.waiting == 0 and hs.live == 0,
+           "the HTTP client holds a transfer, a waiter or a response")
   end
   if w.dir then
     -- A cancelled atomic write leaves no temporary file behind.
