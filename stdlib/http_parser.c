@@ -263,7 +263,11 @@ static int rp_exec(rp_t *rp, int eof) {
         rp_fail(rp, 431, "request header fields too large");
       if (rp->state != RP_IDLE && rp->state != RP_HEAD) rp->head_bytes = 0;
     }
-  } else if (eof) {
+  }
+  /* The end of the input counts once everything before it is consumed,
+  ** also when that happened just now: otherwise a caller that fed the
+  ** last bytes and the end together would be told to wait for more. */
+  if (eof && rp->off == rp->len && HTTP_PARSER_ERRNO(&rp->hp) == HPE_OK) {
     http_parser_execute(&rp->hp, &rp_settings, NULL, 0);
     if (rp->state == RP_HEAD || rp->state == RP_BODY)
       rp_fail(rp, 400, "request truncated");
