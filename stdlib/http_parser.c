@@ -553,6 +553,7 @@ static int parser_feed(lua_State *L) {
     return 0;
   }
   s = luaL_checklstring(L, 2, &n);
+  if (n == 0) return 0; /* p->buf may still be NULL: no NULL + 0 */
   if (tide__grow(&p->buf, &p->cap, p->len + n) < 0)
     return luaL_error(L, "out of memory");
   memcpy(p->buf + p->len, s, n);
