@@ -207,7 +207,11 @@ if rpos <= #received then
   -- At most one more response: the error that ended the connection.
   local status = final("GET", false)
   assert(status >= 400 and status < 600, "an extra response " .. status)
-  assert(err_status, "an error response the parser does not explain")
+  -- The server counts blank lines after the last request as the start of
+  -- a next one (for its header deadline), so it answers 400 when the
+  -- stream ends there; the parser object just sees nothing.
+  assert(err_status or (status == 400 and input:find("[\r\n]$")),
+         "an error response the parser does not explain")
 end
 
 -- ---- nothing left behind --------------------------------------------------
