@@ -14,6 +14,7 @@ end
 local queue, sync = has "tide.queue", has "tide.sync"
 local fs, net, process = has "tide.fs", has "tide.net", has "tide.process"
 local http_client = net and has "tide.http_client"
+local http_server = has "tide.http"
 
 local EXPECTED = {ECANCELED = true, ETIMEDOUT = true}
 
@@ -205,10 +206,12 @@ if process then
 end
 
 if http_client then
-  -- Against a small responder on tide.net that closes after each answer,
-  -- so no connection stays in libcurl's pool past the round.
-  kind("http.get", function(w)
-    local r = http_client.get(w.http_url, {timeout = 10})
+  -- Against the round's server: tide's own when the build has it (then
+  -- both ends of every request are cancelled at random), else a small
+  -- responder on tide.net.
+  kind("http.get", function(w, r)
+    local path = r(2) == 1 and "slow" or ""
+    local r = http_client.get(w.http_url .. path, {timeout = 10})
     assert(r.status == 200 and r.body == "ok", "a wrong HTTP response")
   end)
 end
@@ -243,7 +246,16 @@ local function world()
       end
     end}
   end
-  if http_client then
+  if http_client and http_server then
+    w.http = http_server.serve{host = "127.0.0.1", port = 0,
+      log = function() end, handler = function(req)
+        if req.path == "/slow" then tide.sleep(0.001) end
+        return "ok"
+      end}
+    w.http_url = ("http://127.0.0.1:%d/"):format(w.http.port)
+  elseif http_client then
+    -- Closes after each answer, so no connection stays in libcurl's pool
+    -- past the round.
     w.http = net.listen{host = "127.0.0.1", port = 0, handler = function(c)
       if c:read_until("\r\n\r\n", 65536) then
         c:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
