@@ -211,8 +211,8 @@ if http_client then
   -- responder on tide.net.
   kind("http.get", function(w, r)
     local path = r(2) == 1 and "slow" or ""
-    local r = http_client.get(w.http_url .. path, {timeout = 10})
-    assert(r.status == 200 and r.body == "ok", "a wrong HTTP response")
+    local res = http_client.get(w.http_url .. path, {timeout = 10})
+    assert(res.status == 200 and res.body == "ok", "a wrong HTTP response")
   end)
 end
 
