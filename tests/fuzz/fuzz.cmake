@@ -5,7 +5,7 @@
 # instrumented for coverage and built with ASan+UBSan; Lua and libuv come
 # from Debian and are not instrumented, so coverage guides the search
 # through tide's own code, which is what the harnesses are for.
-option(TIDE_FUZZ "Build the libFuzzer harnesses in tests/fuzz (needs clang)" OFF)
+option(TIDE_FUZZ "Build the libFuzzer harnesses in tests/fuzz (clang)" OFF)
 if(TIDE_FUZZ)
   if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
     message(FATAL_ERROR "TIDE_FUZZ needs clang: configure with CC=clang")
@@ -40,8 +40,10 @@ if(TIDE_FUZZ)
     endif()
     add_executable(fuzz_${name} ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_lua.c)
     target_compile_definitions(fuzz_${name} PRIVATE
-      TIDE_FUZZ_DRIVER="${drv}" TIDE_FUZZ_CHUNK="@tests/fuzz/drivers/${name}.lua")
-    target_compile_options(fuzz_${name} PRIVATE -fsanitize=fuzzer ${TIDE_FUZZ_SAN})
+      TIDE_FUZZ_DRIVER="${drv}"
+      TIDE_FUZZ_CHUNK="@tests/fuzz/drivers/${name}.lua")
+    target_compile_options(fuzz_${name} PRIVATE -fsanitize=fuzzer
+                           ${TIDE_FUZZ_SAN})
     target_link_options(fuzz_${name} PRIVATE -fsanitize=fuzzer)
     target_link_libraries(fuzz_${name} PRIVATE tide_static)
     set_target_properties(fuzz_${name} PROPERTIES

@@ -5,8 +5,9 @@
 ** creates a fresh runtime, spawns the driver as a task with the input bytes
 ** as its one argument, runs the loop until the driver ends and then until
 ** nothing keeps it alive, and aborts - which libFuzzer records as a crash,
-** with the input saved - when the driver task did not end successfully.  Drivers raise only when an
-** invariant breaks, so a failed driver is a bug in tide.  A driver still
+** with the input saved - when the driver task did not end successfully.
+** Drivers raise only when an invariant breaks, so a failed driver is a bug
+** in tide.  A driver still
 ** waiting when the loop has nothing left is a lost wake-up, also a bug; a
 ** driver that never lets the loop end is a hang, caught by libFuzzer's
 ** -timeout.  Closing the runtime after every input lets LeakSanitizer see

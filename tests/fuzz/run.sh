@@ -29,8 +29,10 @@ for t in $targets; do
   rc=$?
   # The log holds fuzzed bytes: read it as text (-a) and take the last
   # figures.
-  execs=$(grep -a '^stat::number_of_executed_units:' "$log" | tail -1 | tr -dc 0-9)
-  rate=$(grep -a '^stat::average_exec_per_sec:' "$log" | tail -1 | tr -dc 0-9)
+  execs=$(grep -a '^stat::number_of_executed_units:' "$log" | tail -1 |
+    tr -dc 0-9)
+  rate=$(grep -a '^stat::average_exec_per_sec:' "$log" | tail -1 |
+    tr -dc 0-9)
   cov=$(grep -ao 'cov: [0-9]*' "$log" | tail -1 | tr -dc 0-9)
   if [ $rc -eq 0 ]; then result=ok; else result="FAILED (see $log)"; status=1; fi
   printf '%-12s %8s %10s %8s %7s  %s\n' "$t" "$SECONDS_EACH" "${execs:-?}" \

@@ -1,8 +1,8 @@
 -- The queue soak: a producer, three stages and a consumer joined by
 -- bounded queues move items for SOAK_SECONDS (or SOAK_ITEMS items), while
--- the process's RSS is sampled.  Exits non-zero if an item is lost,
--- or duplicated (the count and the sum of what arrives), or if RSS after the warm-up
--- (the first quarter) grows by more than SOAK_RSS_BOUND_KB (8192).
+-- the process's RSS is sampled.  Exits non-zero if an item is lost or
+-- duplicated (the count and the sum of what arrives), or if RSS after the
+-- warm-up (the first quarter) grows by more than SOAK_RSS_BOUND_KB (8192).
 --   build/tide tests/soak/queue_pipeline.lua
 local Q = require "tide.queue"
 

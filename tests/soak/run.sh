@@ -39,10 +39,14 @@ summarise() {
 http_load() {
   name=$1
   shift
-  "$TIDE" tests/soak/http_server.lua >"$LOGS/$name.port" 2>"$LOGS/$name.server.log" &
+  "$TIDE" tests/soak/http_server.lua >"$LOGS/$name.port" \
+    2>"$LOGS/$name.server.log" &
   spid=$!
   i=0
-  while [ ! -s "$LOGS/$name.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+  while [ ! -s "$LOGS/$name.port" ] && [ $i -lt 100 ]; do
+    sleep 0.05
+    i=$((i + 1))
+  done
   port=$(head -1 "$LOGS/$name.port")
   if [ -z "$port" ]; then
     echo "$name: the server did not start (see $LOGS/$name.server.log)"
@@ -64,8 +68,10 @@ http_load() {
   kill "$spid" 2>/dev/null
   wait "$spid" 2>/dev/null
   count=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$LOGS/$name.wrk")
-  sockerr=$(sed -n 's/.*Socket errors: connect \([0-9]*\), read \([0-9]*\), write \([0-9]*\), timeout \([0-9]*\).*/\1 \2 \3 \4/p' "$LOGS/$name.wrk")
-  non2xx=$(sed -n 's/.*Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' "$LOGS/$name.wrk")
+  # "Socket errors: connect N, read N, write N, timeout N": sum them all.
+  sockerr=$(grep 'Socket errors:' "$LOGS/$name.wrk" | tr -c '0-9\n' ' ')
+  non2xx=$(sed -n 's/.*Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' \
+    "$LOGS/$name.wrk")
   errors=0
   for e in $sockerr ${non2xx:-0}; do errors=$((errors + e)); done
   [ "$alive" = yes ] || errors=$((errors + 1))

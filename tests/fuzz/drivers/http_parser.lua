@@ -117,7 +117,11 @@ do
   local events, state = {}, "head"
   while true do
     local ok, r
-    if state == "head" then ok, r = pcall(p.next, p) else ok, r = pcall(p.body, p) end
+    if state == "head" then
+      ok, r = pcall(p.next, p)
+    else
+      ok, r = pcall(p.body, p)
+    end
     if not ok then
       events[#events + 1] = "error " .. r.status
       break

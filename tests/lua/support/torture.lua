@@ -407,7 +407,9 @@ function M.check(res, base)
     -- Every permit is back: all of them can be taken without waiting, and
     -- then one more cannot.
     local guards = {}
-    for i = 1, w.permits do guards[i] = tide.timeout(1, w.sem.acquire, w.sem) end
+    for i = 1, w.permits do
+      guards[i] = tide.timeout(1, w.sem.acquire, w.sem)
+    end
     local ok, e = pcall(tide.timeout, 0.001, w.sem.acquire, w.sem)
     assert(not ok and tide.is_error(e, "ETIMEDOUT"),
            "the semaphore has a permit too many")
