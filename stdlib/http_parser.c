@@ -259,13 +259,8 @@ static int rp_exec(rp_t *rp, int eof) {
       /* The parser paused at the end of a head, so everything consumed
       ** from an idle or head state belongs to the current head. */
       rp->head_bytes += n;
-      if (rp->head_bytes > rp->lim.header_bytes) {
-        /* A head over the limit gets 431 whatever else is wrong with it
-        ** (a bad version found at its end, say): otherwise the answer
-        ** would depend on how the reads cut the bytes. */
-        rp->err_status = 0;
+      if (rp->head_bytes > rp->lim.header_bytes)
         rp_fail(rp, 431, "request header fields too large");
-      }
       if (rp->state != RP_IDLE && rp->state != RP_HEAD) rp->head_bytes = 0;
     }
   }
