@@ -39,6 +39,9 @@ summarise() {
 http_load() {
   name=$1
   shift
+  # Remove the last run's port first: the background job truncates the
+  # file only once it runs, and the wait below must not see the old one.
+  rm -f "$LOGS/$name.port"
   "$TIDE" tests/soak/http_server.lua >"$LOGS/$name.port" \
     2>"$LOGS/$name.server.log" &
   spid=$!
