@@ -184,6 +184,9 @@ struct watch {
   size_t head, count, cap;
   watch_link_t **links;   /* pending links */
   size_t nlinks, linkcap;
+  tide_task_t *trip;      /* cancelled when a watched task fails (the body
+                             of a tide.group), while armed */
+  int tripped;
   int closed;
 };
 
@@ -218,6 +221,10 @@ void tide__watch_notify(tide_wait_t *w, tide_task_t *done) {
   watch_t *wt = l->watch;
   watch_drop_link(wt, l);
   watch_push_done(wt, done);
+  if (wt->trip && !wt->tripped && done->status == TIDE_TASK_FAILED) {
+    wt->tripped = 1;
+    tide__task_interrupt(wt->trip, TIDE_WAKE_CANCELLED);
+  }
   if (wt->waiter) tide_wait_wake(wt->waiter);
 }
 
@@ -316,6 +323,26 @@ static int watch_next(lua_State *L) {
   return tide_wait_yield(L, &t->self, "tasks");
 }
 
+/* watch:arm(task): cancel task (once) as soon as a watched task fails.
+** The task must outlive the arming: tide.group arms the task running its
+** body and disarms before the body's frame ends. */
+static int watch_arm(lua_State *L) {
+  watch_t *wt = check_watch(L);
+  wt->trip = tide_task_check(L, 2);
+  wt->tripped = 0;
+  return 0;
+}
+
+/* watch:disarm() -> whether a failure cancelled the armed task.  A cancel
+** still pending on it (it had not awaited since) is withdrawn. */
+static int watch_disarm(lua_State *L) {
+  watch_t *wt = check_watch(L);
+  if (wt->trip && wt->tripped) wt->trip->cancel_pending = 0;
+  wt->trip = NULL;
+  lua_pushboolean(L, wt->tripped);
+  return 1;
+}
+
 /* watch:pending() -> number of watched tasks not finished yet */
 static int watch_pending(lua_State *L) {
   watch_t *wt = check_watch(L);
@@ -328,6 +355,7 @@ static int watch_close(lua_State *L) {
   size_t i;
   if (wt->closed) return 0;
   wt->closed = 1;
+  wt->trip = NULL;
   for (i = 0; i < wt->nlinks; i++) {
     tide_waitq_remove(&wt->links[i]->target->awaiters, &wt->links[i]->w);
     free(wt->links[i]);
@@ -345,6 +373,8 @@ static const luaL_Reg watch_methods[] = {
   {"add", watch_add},
   {"next", watch_next},
   {"pending", watch_pending},
+  {"arm", watch_arm},
+  {"disarm", watch_disarm},
   {"close", watch_close},
   {NULL, NULL}
 };

@@ -196,8 +196,9 @@ end
 
 -- group(fn): structured concurrency.  fn(g) spawns children with
 -- g:spawn(f, ...); group returns fn's results once every child is done.
--- The first child failure cancels the siblings and is raised after they
--- finish; an error in fn itself cancels the children too.
+-- The first child failure cancels the siblings and the body (as asyncio's
+-- TaskGroup does) and is raised after they finish; an error in fn itself
+-- cancels the children too.
 function tide.group(fn)
   if type(fn) ~= "function" then
     error(("bad argument #1 to 'group' (function expected, got %s)")
@@ -218,7 +219,12 @@ function tide.group(fn)
     w:add(t)
     return t
   end
+  w:arm(C.current())
   local r = pack(pcall(fn, g))
+  if w:disarm() and not r[1] and is_error(r[2], "ECANCELED") then
+    -- the body was cancelled because a child failed: raise that failure
+    r = pack(true)
+  end
   local ok2, err2 = true, nil
   if r[1] then
     ok2, err2 = pcall(function()

@@ -547,6 +547,19 @@ describe("tide.group", function()
     assert_clean()
   end)
 
+  it("cancels the body when a child fails, and raises the child's error", function()
+    local body_saw
+    local e = err_of(tide.group, function(g)
+      g:spawn(function() tide.sleep(0.01) error(tide.error("ECHILD", "child")) end)
+      local ok, why = pcall(tide.sleep, 10)   -- would block the group
+      body_saw = why.code
+      error(why)
+    end)
+    assert.equal("ECHILD", e.code)
+    assert.equal("ECANCELED", body_saw)
+    assert_clean()
+  end)
+
   it("cancels the children when fn fails", function()
     local child
     local e = err_of(tide.group, function(g)
