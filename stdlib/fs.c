@@ -733,6 +733,8 @@ static int fs_copy(lua_State *L) {
   return path_job(L, OP_COPY, "fs.copy", from, to, 0);
 }
 
+#define MKDTEMP_TEMPLATE_TAIL "XX" "XX" "XX"
+
 /* fs.mkdtemp([prefix]) -> path of a new directory, prefix + 6 random
 ** characters; the default prefix is $TMPDIR/tide- (or /tmp/tide-). */
 static int fs_mkdtemp(lua_State *L) {
@@ -741,7 +743,8 @@ static int fs_mkdtemp(lua_State *L) {
     const char *tmp = getenv("TMPDIR");
     prefix = lua_pushfstring(L, "%s/tide-", tmp && *tmp ? tmp : "/tmp");
   }
-  lua_pushfstring(L, "%sXXXXXX", prefix);
+  /* mkdtemp(3) wants the template to end in six X characters. */
+  lua_pushfstring(L, "%s%s", prefix, MKDTEMP_TEMPLATE_TAIL);
   return path_job(L, OP_MKDTEMP, "fs.mkdtemp", lua_tostring(L, -1), NULL,
                   0);
 }
