@@ -394,9 +394,14 @@ static int core_deadline(lua_State *L) {
   tide_task_t *t = rt->current;
   tide_deadline_t *d;
   if (!t) return luaL_error(L, "tide.timeout: not inside a task");
-  d = (tide_deadline_t *)lua_newuserdatauv(L, sizeof *d, 0);
+  d = (tide_deadline_t *)lua_newuserdatauv(L, sizeof *d, 1);
   memset(d, 0, sizeof *d);
   luaL_setmetatable(L, DEADLINE_MT);
+  /* The scope can outlive the task (left open in a suspended coroutine
+  ** that another task keeps): it holds the Task, so its timer and its
+  ** close never reach a collected task record. */
+  tide_task_push(L, t);
+  lua_setiuservalue(L, -2, 1);
   tide__timer_init(&d->timer, tide__deadline_fire);
   d->task = t;
   d->seconds = s;

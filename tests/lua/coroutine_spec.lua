@@ -126,4 +126,26 @@ describe("coroutines inside tasks", function()
     assert.is_false(ok2)
     assert.matches("cannot suspend here", e2)
   end)
+  it("a timeout scope left open in a suspended coroutine keeps its task alive", function()
+    local co
+    local a = tide.spawn(function()
+      co = coroutine.wrap(function()
+        tide.timeout(0.02, function() coroutine.yield() end)
+      end)
+      co()
+    end)
+    a:await()
+    local weak = setmetatable({a}, {__mode = "v"})
+    a = nil
+    collectgarbage()
+    collectgarbage()
+    -- the open scope's timer fires, then the scope is collected: both
+    -- reach the task that opened it
+    tide.sleep(0.05)
+    assert.is_not_nil(weak[1])
+    co = nil
+    collectgarbage()
+    collectgarbage()
+    assert.equal(0, tide._stats().timers)
+  end)
 end)
