@@ -235,7 +235,7 @@ static watch_t *check_watch(lua_State *L) {
 }
 
 static int core_watch(lua_State *L) {
-  watch_t *wt = (watch_t *)lua_newuserdatauv(L, sizeof *wt, 1);
+  watch_t *wt = (watch_t *)lua_newuserdatauv(L, sizeof *wt, 2);
   memset(wt, 0, sizeof *wt);
   luaL_setmetatable(L, WATCH_MT);
   lua_newtable(L);
@@ -330,6 +330,11 @@ static int watch_arm(lua_State *L) {
   watch_t *wt = check_watch(L);
   wt->trip = tide_task_check(L, 2);
   wt->tripped = 0;
+  /* The arming can outlive the task (a group body suspended by a plain
+  ** coroutine.yield in a coroutine another task keeps): uservalue 2 holds
+  ** the Task so a later failure never cancels a collected task record. */
+  lua_settop(L, 2);
+  lua_setiuservalue(L, 1, 2);
   return 0;
 }
 
@@ -339,6 +344,8 @@ static int watch_disarm(lua_State *L) {
   watch_t *wt = check_watch(L);
   if (wt->trip && wt->tripped) wt->trip->cancel_pending = 0;
   wt->trip = NULL;
+  lua_pushnil(L);
+  lua_setiuservalue(L, 1, 2);
   lua_pushboolean(L, wt->tripped);
   return 1;
 }
