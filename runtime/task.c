@@ -488,9 +488,14 @@ void tide__task_resume(tide_task_t *t) {
   if (st == LUA_YIELD) {
     lua_pop(t->L, nres);
     if (t->status == TIDE_TASK_RUNNING) {
-      /* A bare coroutine.yield() in the task body: treat it as sleep(0). */
+      /* A bare coroutine.yield() in the task body: treat it as sleep(0).
+      ** The resume returns straight into the body, with no wait_k to
+      ** deliver t->wake, so the wait is not droppable: a cancel arriving
+      ** meanwhile stays pending for the next await point. */
       t->status = TIDE_TASK_READY;
-      t->wait = NULL;
+      tide_wait_init(&t->self, NULL, NULL, NULL, 0);
+      t->self.task = t;
+      t->wait = &t->self;
       t->wake = TIDE_WAKE_OK;
       tide__ready_push(rt, t);
     }

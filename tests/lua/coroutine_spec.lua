@@ -118,6 +118,24 @@ describe("coroutines inside tasks", function()
     assert.same({"a1", "b", "a2"}, order)
   end)
 
+  it("a cancel while the task is ready after a bare coroutine.yield is delivered", function()
+    local after = false
+    local t = tide.spawn(function()
+      coroutine.yield()
+      tide.sleep(0.01)
+      after = true
+      return "finished"
+    end)
+    tide.sleep(0) -- t runs up to its bare yield and is ready again
+    assert.equal("waiting", t.status)
+    assert.is_true(t:cancel())
+    local ok, e = pcall(t.await, t)
+    assert.is_false(ok)
+    assert.equal("ECANCELED", e.code)
+    assert.is_true(t:cancelled())
+    assert.is_false(after)
+  end)
+
   it("refuses to suspend where Lua cannot yield", function()
     local ok, e = pcall(table.sort, {3, 2, 1}, function(x, y) tide.sleep(0) return x < y end)
     assert.is_false(ok)
