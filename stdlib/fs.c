@@ -525,7 +525,14 @@ static void after_cb(uv_work_t *w, int status) {
 ** runs, it finishes and after_cb frees it, seeing the detached wait. */
 static void job_cancel(tide_wait_t *w) {
   job_t *j = (job_t *)w->data;
-  uv_cancel((uv_req_t *)&j->work);
+  if (uv_cancel((uv_req_t *)&j->work) == 0 && j->file) {
+    /* Taken off the queue: the job will never touch the descriptor, so
+    ** the File is free now rather than when after_cb comes, and the
+    ** descriptor stays the File's (after_cb must not close it). */
+    j->file->job = NULL;
+    j->file = NULL;
+    j->fd = -1;
+  }
 }
 
 /* Submit the job and suspend the task on it. */

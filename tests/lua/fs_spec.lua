@@ -181,6 +181,29 @@ describe("tide.fs", function()
       assert.equal("ECLOSED", err.code)
       assert.equal(fds, S.nfds())
     end)
+
+    it("frees the File at once when a queued read is cancelled",
+       function()
+      local p = dir .. "/plain"
+      fs.write_file(p, "line1\nline2\n")
+      local f <close> = fs.open(p)
+      local fifos, blockers = {}, {}
+      for i = 1, S.pool_size() do
+        fifos[i] = S.mkfifo(dir .. "/fifo" .. i)
+        blockers[i] = blocked_reader(fifos[i])
+      end
+      tide.sleep(0.02)
+      -- The read never leaves the pool's queue: its job is taken off it.
+      local err = err_of(tide.timeout, 0.02, f.read, f, "l")
+      local ok, pos = pcall(f.seek, f, "cur")
+      -- Unblock the pool before asserting, so a failure cannot hang.
+      for i = 1, #fifos do release(fifos[i], "x") end
+      for i = 1, #fifos do blockers[i]:await() end
+      assert.equal("ETIMEDOUT", err.code)
+      assert.is_true(ok, pos)
+      assert.equal(0, pos)
+      assert.equal("line1", f:read("l"))
+    end)
   end)
 
   describe("File", function()
