@@ -47,6 +47,7 @@ struct tide_stream {
   size_t seplen, scan;   /* scan: bytes known not to start a match */
   tide_waitq_t writers;  /* tasks waiting for queued <= high_water */
   tide_waitq_t flushers; /* tasks waiting for queued == 0 */
+  struct shutreq *shutting; /* the shutdown() in flight, if any */
   int rstatus;           /* 0, UV_EOF or a libuv error */
   int werr;              /* first failed write */
   uint8_t kind;
@@ -63,10 +64,12 @@ typedef struct {
 } wreq_t;
 
 /* A shutdown() in flight; lives until its callback. */
-typedef struct {
+typedef struct flush_rec linger_t;
+typedef struct shutreq {
   uv_shutdown_t req;
   tide_wait_t wait;
   tide_stream_t *s; /* valid while a task waits (it holds it) */
+  linger_t *lg;     /* the stream was closed before the shutdown ended */
   int status;
 } shutreq_t;
 
@@ -415,14 +418,14 @@ int tide_stream_wait_write(lua_State *L, tide_stream_t *s, int flush,
 ** records are listed per runtime so that closing the runtime can close
 ** them with their own callbacks, instead of the loop's teardown closing the
 ** handles without freeing them. */
-typedef struct flush_rec linger_t;
 struct lingering {
   linger_t *head;
 };
 
 struct flush_rec {
-  uv_shutdown_t req;
+  uv_shutdown_t req; /* unused when a shutdown() was already in flight */
   uv_timer_t timer;
+  uv_stream_t *h;    /* the handle being flushed */
   linger_t *prev, *next;
   lingering_t *owner; /* NULL once unlisted */
   int refs;
@@ -455,21 +458,26 @@ static void on_linger_timeout(uv_timer_t *th) {
   /* owns nothing; a peer that does not read may not hold the socket
   ** forever: close it, which cancels the shutdown */
   linger_t *lg = tide_container_of(th, linger_t, timer);
-  uv_handle_t *hh = (uv_handle_t *)lg->req.handle;
+  uv_handle_t *hh = (uv_handle_t *)lg->h;
   if (!uv_is_closing(hh)) uv_close(hh, on_close_free);
 }
 
-static void on_linger_shutdown(uv_shutdown_t *req, int status) {
+/* The shutdown of a lingering stream ended (flushed, or cancelled by the
+** close of the handle): close the handle and the timer. */
+static void linger_done(linger_t *lg) {
   /* owns one reference to the linger record; the stream record is gone
   ** and the handle is ours to close */
-  linger_t *lg = (linger_t *)req;
-  uv_handle_t *hh = (uv_handle_t *)req->handle;
-  (void)status;
+  uv_handle_t *hh = (uv_handle_t *)lg->h;
   linger_unlist(lg);
   if (!uv_is_closing(hh)) uv_close(hh, on_close_free);
   if (!uv_is_closing((uv_handle_t *)&lg->timer))
     uv_close((uv_handle_t *)&lg->timer, on_linger_timer_closed);
   linger_unref(lg);
+}
+
+static void on_linger_shutdown(uv_shutdown_t *req, int status) {
+  (void)status;
+  linger_done((linger_t *)req);
 }
 
 /* __gc of the runtime's list of lingering streams (the Lua state is
@@ -478,7 +486,7 @@ static int lingering__gc(lua_State *L) {
   lingering_t *ls = (lingering_t *)lua_touserdata(L, 1);
   while (ls->head) {
     linger_t *lg = ls->head;
-    uv_handle_t *hh = (uv_handle_t *)lg->req.handle;
+    uv_handle_t *hh = (uv_handle_t *)lg->h;
     linger_unlist(lg);
     if (!uv_is_closing(hh)) uv_close(hh, on_close_free);
     if (!uv_is_closing((uv_handle_t *)&lg->timer))
@@ -527,11 +535,17 @@ void tide_stream_close(tide_stream_t *s) {
     wake_all(&s->writers);
     wake_all(&s->flushers);
   }
-  if (s->queued > 0 && !s->shut && !s->rt->closing) {
+  if (s->queued > 0 && (!s->shut || s->shutting) && !s->rt->closing) {
     /* Flush what is queued, then close: uv_shutdown completes after the
-    ** queued writes, or the linger timer gives up on the peer. */
+    ** queued writes, or the linger timer gives up on the peer.  A
+    ** shutdown() still in flight (its task was cancelled, or it still
+    ** waits) is that shutdown already: its callback ends the linger, as
+    ** libuv allows only one. */
     linger_t *lg = (linger_t *)malloc(sizeof *lg);
-    if (lg && uv_shutdown(&lg->req, hh, on_linger_shutdown) == 0) {
+    if (lg && (s->shutting ||
+               uv_shutdown(&lg->req, hh, on_linger_shutdown) == 0)) {
+      if (s->shutting) s->shutting->lg = lg;
+      lg->h = hh;
       lg->refs = 2;
       lg->prev = NULL;
       lg->owner = s->lingering;
@@ -847,6 +861,9 @@ static int shutdown_resume(lua_State *L, tide_wait_t *w) {
 static void on_shutdown(uv_shutdown_t *req, int status) {
   /* owns req unless a task still waits for it */
   shutreq_t *sr = (shutreq_t *)req;
+  tide_stream_t *s = (tide_stream_t *)req->handle->data;
+  if (s) s->shutting = NULL; /* the stream is still open */
+  if (sr->lg) linger_done(sr->lg);
   if (!sr->wait.task) {
     free(sr);
     return;
@@ -871,7 +888,9 @@ static int stream_shutdown(lua_State *L) {
     return tide_error_raise(L, r, "stream.shutdown", NULL);
   }
   s->shut = 1;
+  s->shutting = sr;
   sr->s = s;
+  sr->lg = NULL;
   sr->status = 0;
   tide_wait_init(&sr->wait, shutdown_cancel, shutdown_resume, sr, 0);
   return tide_wait_yield(L, &sr->wait, "stream.shutdown");

@@ -461,6 +461,30 @@ describe("tide.net timeouts and cancellation", function()
     psrv:close()
   end)
 
+  it("still delivers queued data when closed during a shutdown",
+     function()
+    local psrv, streams, release = T.parking_server()
+    local c = net.connect("127.0.0.1", psrv.port)
+    T.until_true(function() return #streams == 1 end)
+    T.settle()
+    local before = T.handles()
+    c:limits{high_water = 64 * 1024 * 1024}
+    c:write(("s"):rep(8 * 1024 * 1024))
+    local err = errof(tide.timeout, 0.02, c.shutdown, c)
+    assert.equal("ETIMEDOUT", err.code)
+    c:close() -- the shutdown is still in flight behind the queued data
+    local peer, n = streams[1], 0
+    while true do
+      local d = peer:read()
+      if not d then break end
+      n = n + #d
+    end
+    assert.equal(8 * 1024 * 1024, n)
+    release()
+    T.until_true(function() return T.handles() == before - 2 end)
+    psrv:close()
+  end)
+
   it("leaves nothing behind when cancelled at any await point", function()
     -- A client goes through every await point of a connection; for each
     -- point in turn, it is cancelled right after it suspends there (the
