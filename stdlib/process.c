@@ -561,6 +561,14 @@ static process_t *check_process(lua_State *L) {
   return (process_t *)luaL_checkudata(L, 1, PROCESS_MT);
 }
 
+/* The child record of the Process at 1.  After __gc let it go, another
+** finalizer may still reach the Process: raise rather than crash. */
+static child_t *check_child(lua_State *L) {
+  process_t *p = check_process(L);
+  if (!p->c) luaL_error(L, "attempt to use a finalized Process");
+  return p->c;
+}
+
 static void wait_cancel(tide_wait_t *w) {
   child_t *c = (child_t *)w->data;
   tide_waitq_remove(&c->waiters, w);
@@ -577,8 +585,7 @@ static int wait_resume(lua_State *L, tide_wait_t *w) {
 /* p:wait() -> code, signal (code is nil when a signal ended the child).
 ** Cancelling the waiting task kills the child. */
 static int process_wait(lua_State *L) {
-  process_t *p = check_process(L);
-  child_t *c = p->c;
+  child_t *c = check_child(L);
   tide_task_t *t;
   lua_settop(L, 1);
   if (c->exited) return wait_resume(L, &(tide_wait_t){.data = c});
@@ -591,12 +598,12 @@ static int process_wait(lua_State *L) {
 /* p:kill([sig]) -> true; signals the child ("TERM" by default).  Killing
 ** a child that already exited raises ESRCH. */
 static int process_kill(lua_State *L) {
-  process_t *p = check_process(L);
+  child_t *c = check_child(L);
   int sig = lua_isnoneornil(L, 2) ? SIGTERM : tide_checksignal(L, 2);
   int r;
-  if (p->c->exited)
+  if (c->exited)
     return tide_error_raise(L, UV_ESRCH, "process.kill", NULL);
-  if ((r = uv_process_kill(&p->c->proc, sig)) < 0)
+  if ((r = uv_process_kill(&c->proc, sig)) < 0)
     return tide_error_raise(L, r, "process.kill", NULL);
   lua_pushboolean(L, 1);
   return 1;
@@ -619,7 +626,7 @@ static void close_streams(lua_State *L) {
 static int process_close(lua_State *L) {
   process_t *p = check_process(L);
   close_streams(L);
-  child_terminate(p->c);
+  if (p->c) child_terminate(p->c); /* NULL after __gc: nothing to do */
   return 0;
 }
 
@@ -641,7 +648,7 @@ static int process__index(lua_State *L) {
   const char *k = lua_tostring(L, 2);
   if (k) {
     if (strcmp(k, "pid") == 0) {
-      lua_pushinteger(L, p->c->pid);
+      lua_pushinteger(L, check_child(L)->pid);
       return 1;
     }
     if (strcmp(k, "stdin") == 0 || strcmp(k, "stdout") == 0 ||
@@ -651,6 +658,7 @@ static int process__index(lua_State *L) {
       return 1;
     }
     if (strcmp(k, "code") == 0 || strcmp(k, "signal") == 0) {
+      check_child(L);
       if (!p->c->exited) {
         lua_pushnil(L);
         return 1;
@@ -667,6 +675,10 @@ static int process__index(lua_State *L) {
 
 static int process__tostring(lua_State *L) {
   process_t *p = check_process(L);
+  if (!p->c) {
+    lua_pushliteral(L, "Process (finalized)");
+    return 1;
+  }
   lua_getiuservalue(L, 1, PUV_CMD);
   lua_pushfstring(L, "Process %d (%s) %s", p->c->pid, lua_tostring(L, -1),
                   p->c->exited ? "exited" : "running");

@@ -256,6 +256,32 @@ describe("tide.process", function()
     process.kill(tonumber(fs.read_file(f)), "KILL")
   end)
 
+  it("survives use of a Process from a later finalizer", function()
+    -- Finalizers run in reverse order of creation: p's __gc runs first,
+    -- then the holder's, which still reaches p (close must stay
+    -- idempotent, and the rest raise instead of crashing).
+    local status, out = helper.tide([[
+      io.stdout:setvbuf("no")
+      local process = require "tide.process"
+      local p
+      local holder = setmetatable({}, {__gc = function()
+        p:close()
+        print("kill", pcall(p.kill, p))
+        print("wait", pcall(p.wait, p))
+        print("pid", pcall(function() return p.pid end))
+        print("tostring", pcall(tostring, p))
+      end})
+      p = process.spawn("true")
+      print("exit", p:wait())
+    ]])
+    assert.equal(0, status, out)
+    assert.matches("^exit\t0", out)
+    assert.matches("kill\tfalse\t[^\n]*finalized Process", out)
+    assert.matches("wait\tfalse\t[^\n]*finalized Process", out)
+    assert.matches("\npid\tfalse\t[^\n]*finalized Process", out)
+    assert.matches("tostring\ttrue\tProcess %(finalized%)", out)
+  end)
+
   it("knows its own pid and kills others", function()
     assert.is_number(process.pid())
     local p = process.spawn("sleep", {"30"})
