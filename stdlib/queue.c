@@ -543,21 +543,25 @@ static int queue_put(lua_State *L) {
   return suspend(L, &q->putters, put_resume, 2, "queue.put");
 }
 
+/* Push the next item of a non-empty queue; shared by get and the
+** iterator.  [-0, +1, e] */
+static int take_now(lua_State *L, queue_t *q) {
+  if (q->kind == Q_FIFO && !q->putters.head) {
+    /* The hot path: no putter to refill from. */
+    if (!q->inline_ring) lua_getiuservalue(L, QS, UV_ITEMS);
+    ring_shift(L, q, QS, -1);
+    return 1;
+  }
+  use_state(L);
+  dequeue(L, q);
+  return 1;
+}
+
 /* q:get() -> item, waiting while the queue is empty; ECLOSED once the
 ** queue is closed and drained.  Bound. */
 static int queue_get(lua_State *L) {
   queue_t *q = bound_queue(L);
-  if (q->n > 0) {
-    if (q->kind == Q_FIFO && !q->putters.head) {
-      /* The hot path: no putter to refill from. */
-      if (!q->inline_ring) lua_getiuservalue(L, QS, UV_ITEMS);
-      ring_shift(L, q, QS, -1);
-      return 1;
-    }
-    use_state(L);
-    dequeue(L, q);
-    return 1;
-  }
+  if (q->n > 0) return take_now(L, q);
   if (q->closed) return raise_closed(L, "queue.get");
   use_state(L);
   return suspend(L, &q->getters, get_resume, 1, "queue.get");
@@ -595,16 +599,7 @@ static int queue_get_nowait(lua_State *L) {
 ** nil once the queue is closed and drained.  Bound. */
 static int queue_iter_next(lua_State *L) {
   queue_t *q = bound_queue(L);
-  if (q->n > 0) {
-    if (q->kind == Q_FIFO && !q->putters.head) {
-      if (!q->inline_ring) lua_getiuservalue(L, QS, UV_ITEMS);
-      ring_shift(L, q, QS, -1);
-      return 1;
-    }
-    use_state(L);
-    dequeue(L, q);
-    return 1;
-  }
+  if (q->n > 0) return take_now(L, q);
   if (q->closed) {
     lua_pushnil(L);
     return 1;
