@@ -208,7 +208,6 @@ int tide__runtime_destroy(tide_runtime_t *rt, int close_lua);
 
 /* vm/state.c */
 void tide__preload_stdlib(lua_State *L);
-int tide__load_embedded(lua_State *L, const char *modname);
 
 /* vm/compat.h has the Lua version shims. */
 
