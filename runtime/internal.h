@@ -11,6 +11,7 @@
 #include "tide.h"
 
 #define TIDE_TASK_MT "tide.Task"
+#define TIDE_FAILED_TASK_MT "tide.Task(failed)" /* see tide__task_open */
 #define TIDE_ERROR_MT "tide.Error"
 
 /* A node of the runtime's timer heap.  Sleeps and deadlines use nodes
@@ -61,6 +62,7 @@ struct tide_task {
   uint8_t retrieved;        /* someone saw the error */
   uint8_t reported;         /* the unretrieved error was printed */
   uint8_t is_main;          /* the CLI's main task */
+  uint8_t pinned;           /* RESULT holds its arguments */
   int cancel_msg;           /* registry ref of the cancel message or
                                LUA_NOREF */
   int where_line;           /* spawn line (TIDE_DEBUG), or -1 */
@@ -70,11 +72,14 @@ struct tide_task {
 };
 
 /* Uservalue slots of a Task userdata.  A pending task has no coroutine
-** yet: THREAD holds its function and RESULT its argument(s) (one value, or
-** a table when there are several), so tasks that are spawned in bulk cost
-** no coroutine until they run.  While it runs THREAD is the coroutine;
-** once finished, RESULT holds the result(s) or the error, and THREAD the
-** traceback of a plain (non tide.Error) error. */
+** yet: SRC holds its function and RESULT its argument(s) (one value, or a
+** table when there are several), so tasks that are spawned in bulk cost no
+** coroutine until they run.  (In debug mode SRC is the spawning function
+** instead, and THREAD holds the task's function until it starts.)  While
+** it runs THREAD is the coroutine, and RESULT still pins the arguments,
+** which the coroutine received anyway: clearing the slot would cost every
+** spawn a write.  Once finished, RESULT holds the result(s) or the error,
+** and THREAD the traceback of a plain (non tide.Error) error. */
 enum { TASK_UV_THREAD = 1, TASK_UV_RESULT, TASK_UV_SRC,
        TASK_NUV = TASK_UV_SRC };
 
@@ -129,7 +134,9 @@ struct tide_runtime {
   int *anchor_free;         /* free slots of the anchor table */
   int nanchor_free, anchor_cap, anchor_top;
   int task_mt_ref;          /* registry ref of the Task metatable */
-  const void *task_mt;      /* ... and its address, for fast checks */
+  int failed_mt_ref;        /* ... and of its twin with a __gc */
+  const void *task_mt;      /* their addresses, for fast checks */
+  const void *failed_mt;
   int pool;                 /* registry ref: table of reusable threads */
   int stack_anchors;        /* while draining: stack indices of the anchor */
   int stack_pool;           /* and pool tables on rt->L, else 0 */

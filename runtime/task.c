@@ -245,8 +245,6 @@ tide_task_t *tide_task_spawn(lua_State *L, int nargs) {
     }
     lua_setiuservalue(L, -2, TASK_UV_RESULT);
   }
-  lua_pushvalue(L, base);
-  lua_setiuservalue(L, -2, TASK_UV_THREAD);
   /* Where it was spawned.  Finding the caller's current line costs about
   ** as much as the rest of a spawn, so, as asyncio does, only debug mode
   ** (TIDE_DEBUG=1) records it; otherwise the task's function stands for
@@ -254,6 +252,8 @@ tide_task_t *tide_task_spawn(lua_State *L, int nargs) {
   if (rt->debug && lua_getstack(L, 1, &ar) && lua_getinfo(L, "lf", &ar)) {
     t->where_line = ar.currentline;
     lua_setiuservalue(L, -2, TASK_UV_SRC); /* the spawning function */
+    lua_pushvalue(L, base);
+    lua_setiuservalue(L, -2, TASK_UV_THREAD);
   } else {
     t->where_line = -1;
     lua_pushvalue(L, base);
@@ -262,6 +262,7 @@ tide_task_t *tide_task_spawn(lua_State *L, int nargs) {
   lua_replace(L, base);        /* [ud args...] */
   lua_settop(L, base);         /* [ud] */
   t->narg = nargs;
+  t->pinned = nargs > 0;
   anchor(L, rt, t);
   t->id = ++rt->next_id;
   t->status = TIDE_TASK_PENDING;
@@ -285,7 +286,8 @@ static void start(tide_task_t *t) {
   co = get_thread(L, rt);                               /* ud co */
   t->L = co;
   *(void **)lua_getextraspace(co) = t;
-  lua_getiuservalue(L, -2, TASK_UV_THREAD);             /* ud co fn */
+  lua_getiuservalue(L, -2, t->where_line >= 0 ? TASK_UV_THREAD
+                                               : TASK_UV_SRC);  /* ud co fn */
   if (n == 1) {
     lua_getiuservalue(L, -3, TASK_UV_RESULT);
   } else if (n > 1) {
@@ -297,10 +299,6 @@ static void start(tide_task_t *t) {
   luaL_checkstack(co, n + 1, "too many arguments");
   lua_xmove(L, co, n + 1);                              /* ud co */
   lua_setiuservalue(L, -2, TASK_UV_THREAD);             /* ud */
-  if (n > 0) {
-    lua_pushnil(L);
-    lua_setiuservalue(L, -2, TASK_UV_RESULT);
-  }
   lua_pop(L, 1);
 }
 
@@ -321,7 +319,8 @@ tide_task_t *tide__task_test(lua_State *L, int idx) {
   if (p && lua_getmetatable(L, idx)) {
     const void *mt = lua_topointer(L, -1);
     lua_pop(L, 1);
-    if (mt == tide__rt(L)->task_mt) return (tide_task_t *)p;
+    tide_runtime_t *rt = tide__rt(L);
+    if (mt == rt->task_mt || mt == rt->failed_mt) return (tide_task_t *)p;
   }
   return NULL;
 }
@@ -399,6 +398,10 @@ static void finish(tide_task_t *t, int st, int nres) {
       for (i = nres; i >= 1; i--) lua_rawseti(L, -(i + 1), i);
       lua_setiuservalue(L, -2, TASK_UV_RESULT);
     }
+    else if (t->pinned) {
+      lua_pushnil(L); /* release the arguments */
+      lua_setiuservalue(L, -2, TASK_UV_RESULT);
+    }
     t->status = TIDE_TASK_DONE;
     /* The coroutine is clean again: pool it for the next spawn. */
     lua_settop(co, 0);
@@ -427,6 +430,14 @@ static void finish(tide_task_t *t, int st, int nres) {
     t->status = tide_error_is(L, -1, "ECANCELED") ? TIDE_TASK_CANCELLED
                                                    : TIDE_TASK_FAILED;
     lua_setiuservalue(L, -2, TASK_UV_RESULT);     /* ud */
+    if (t->status == TIDE_TASK_FAILED) {
+      /* Only a failed task needs the finalizer that reports an error
+      ** nobody retrieved.  Marking every Task for finalization would cost
+      ** each spawn a trip through the GC's finalizer list and a cycle's
+      ** delay before its memory is freed. */
+      lua_rawgeti(L, LUA_REGISTRYINDEX, rt->failed_mt_ref);
+      lua_setmetatable(L, -2);
+    }
   }
   lua_pop(L, 1);
   t->L = NULL;
@@ -795,6 +806,8 @@ static const luaL_Reg task_methods[] = {
   {NULL, NULL}
 };
 
+/* Two metatables: "tide.Task" for every task, and a twin with a __gc
+** that finish() gives a task when it fails (see there). */
 void tide__task_open(lua_State *L) {
   tide_runtime_t *rt = tide__rt(L);
   if (luaL_newmetatable(L, TIDE_TASK_MT)) {
@@ -805,11 +818,23 @@ void tide__task_open(lua_State *L) {
     lua_setfield(L, -2, "__newindex");
     lua_pushcfunction(L, task__tostring);
     lua_setfield(L, -2, "__tostring");
+  }
+  if (luaL_getmetatable(L, TIDE_FAILED_TASK_MT) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushnil(L);
+    while (lua_next(L, -3)) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, -4);
+    }
     lua_pushcfunction(L, task__gc);
     lua_setfield(L, -2, "__gc");
-    lua_pushliteral(L, "tide.Task");
-    lua_setfield(L, -2, "__name");
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, TIDE_FAILED_TASK_MT);
   }
+  rt->failed_mt = lua_topointer(L, -1);
+  rt->failed_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   rt->task_mt = lua_topointer(L, -1);
   rt->task_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }

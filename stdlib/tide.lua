@@ -18,10 +18,13 @@ for k, v in pairs(C) do
 end
 tide._stats = C._stats
 
-local Task = debug.getregistry()["tide.Task"]
+local registry = debug.getregistry()
+local Task, FailedTask = registry["tide.Task"], registry["tide.Task(failed)"]
 
 local function is_task(x)
-  return type(x) == "userdata" and getmetatable(x) == Task
+  if type(x) ~= "userdata" then return false end
+  local mt = getmetatable(x)
+  return mt == Task or mt == FailedTask
 end
 tide.is_task = is_task
 
