@@ -40,9 +40,11 @@ static int core_sleep(lua_State *L) {
 
 /* ---- spawn / await ------------------------------------------------------- */
 
+/* spawn(fn, ...); upvalue 1 is the runtime's anchor table, which saves
+** each spawn a registry lookup. */
 static int core_spawn(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  tide_task_spawn(L, lua_gettop(L) - 1);
+  tide__task_spawn(L, lua_gettop(L) - 1, lua_upvalueindex(1));
   return 1;
 }
 
@@ -762,7 +764,6 @@ void tide__coroutine_patch(lua_State *L) {
 
 static const luaL_Reg core_funcs[] = {
   {"sleep", core_sleep},
-  {"spawn", core_spawn},
   {"await", core_await},
   {"shield", core_shield},
   {"future", core_future},
@@ -809,6 +810,9 @@ int tide__open_core(lua_State *L) {
   new_type(L, WATCH_MT, watch_methods, watch_close, NULL);
   new_type(L, DEADLINE_MT, deadline_methods, deadline_close, NULL);
   luaL_newlib(L, core_funcs);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, tide__rt(L)->anchors);
+  lua_pushcclosure(L, core_spawn, 1);
+  lua_setfield(L, -2, "spawn");
   tide__error_fields(L, -1);
   tide__pretty_fields(L, -1);
   return 1;

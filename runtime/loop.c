@@ -67,7 +67,7 @@ void tide__drain(tide_runtime_t *rt) {
   budget = rt->nready + DRAIN_BUDGET;
   /* Keep the anchor and pool tables on the main thread's stack for the
   ** whole drain: starting and finishing tasks index them constantly. */
-  lua_checkstack(rt->L, 8);
+  lua_checkstack(rt->L, TIDE__DRAIN_SLOTS + 2);
   lua_rawgeti(rt->L, LUA_REGISTRYINDEX, rt->anchors);
   rt->stack_anchors = lua_gettop(rt->L);
   lua_rawgeti(rt->L, LUA_REGISTRYINDEX, rt->pool);
@@ -178,6 +178,8 @@ int tide__runtime_destroy(tide_runtime_t *rt, int close_lua) {
   if (close_lua) {
     lua_close(rt->L);
     rt->L = NULL;
+    tide__alloc_free(rt->alloc);
+    rt->alloc = NULL;
   }
   uv_close((uv_handle_t *)rt->prepare, free_handle);
   uv_close((uv_handle_t *)rt->check, free_handle);

@@ -163,17 +163,23 @@ void tide_wait_wake(tide_wait_t *w) {
 /* Anchor the Task userdata on top of L in the anchor table, so the GC
 ** keeps an unfinished task alive however the program drops it.  Slots are
 ** managed here rather than with luaL_ref: it is the spawn hot path. */
-static void anchor(lua_State *L, tide_runtime_t *rt, tide_task_t *t) {
+static void anchor(lua_State *L, tide_runtime_t *rt, tide_task_t *t,
+                   int anchors) {
   int slot;
   if (rt->nanchor_free > 0) {
     slot = rt->anchor_free[--rt->nanchor_free];
   } else {
     slot = ++rt->anchor_top;
   }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->anchors);
-  lua_pushvalue(L, -2);
-  lua_rawseti(L, -2, slot);
-  lua_pop(L, 1);
+  if (anchors) {
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, anchors, slot);
+  } else {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->anchors);
+    lua_pushvalue(L, -2);
+    lua_rawseti(L, -2, slot);
+    lua_pop(L, 1);
+  }
   t->ref = slot;
 }
 
@@ -198,27 +204,26 @@ static void unanchor(lua_State *L, tide_runtime_t *rt, tide_task_t *t) {
   t->ref = LUA_NOREF;
 }
 
-/* Take a coroutine from the pool or make one. [-0, +1, m] */
+/* Take a coroutine from the pool or make one, on rt->L while draining.
+** [-0, +1, m] */
 static lua_State *get_thread(lua_State *L, tide_runtime_t *rt) {
   if (rt->npool > 0) {
-    lua_State *co;
     /* The slot keeps its reference until a finished coroutine overwrites
     ** it: clearing it would cost a table write per spawn, and the
     ** coroutine is in use (so alive) meanwhile. */
-    if (L == rt->L && rt->stack_pool) {
-      lua_rawgeti(L, rt->stack_pool, rt->npool--);
-      return lua_tothread(L, -1);
-    }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->pool);
-    lua_rawgeti(L, -1, rt->npool--);
-    co = lua_tothread(L, -1);
-    lua_remove(L, -2);
-    return co;
+    lua_rawgeti(L, rt->stack_pool, rt->npool--);
+    return lua_tothread(L, -1);
   }
   return lua_newthread(L);
 }
 
 tide_task_t *tide_task_spawn(lua_State *L, int nargs) {
+  return tide__task_spawn(L, nargs, 0);
+}
+
+/* tide_task_spawn, with the anchor table at stack index anchors (a
+** pseudo-index such as an upvalue's), or 0 to look it up. */
+tide_task_t *tide__task_spawn(lua_State *L, int nargs, int anchors) {
   tide_runtime_t *rt = tide__rt(L);
   tide_task_t *t;
   lua_Debug ar;
@@ -259,11 +264,11 @@ tide_task_t *tide_task_spawn(lua_State *L, int nargs) {
     lua_pushvalue(L, base);
     lua_setiuservalue(L, -2, TASK_UV_SRC); /* the task's function */
   }
-  lua_replace(L, base);        /* [ud args...] */
+  lua_copy(L, -1, base);       /* [ud args... ud] */
   lua_settop(L, base);         /* [ud] */
   t->narg = nargs;
   t->pinned = nargs > 0;
-  anchor(L, rt, t);
+  anchor(L, rt, t, anchors);
   t->id = ++rt->next_id;
   t->status = TIDE_TASK_PENDING;
   t->next_live = rt->live;
@@ -275,30 +280,39 @@ tide_task_t *tide_task_spawn(lua_State *L, int nargs) {
 }
 
 /* Give a pending task its coroutine, with the function and arguments on
-** it, just before its first resume. */
+** it, just before its first resume.  Runs on rt->L while draining, which
+** reserved TIDE__DRAIN_SLOTS free slots: start() and finish() check the
+** stack only beyond that, as they run once per task. */
 static void start(tide_task_t *t) {
   tide_runtime_t *rt = t->rt;
   lua_State *L = rt->L;
   lua_State *co;
   int n = t->narg;
-  luaL_checkstack(L, n + 4, "too many arguments");
-  tide_task_push(L, t);                                 /* ud */
-  co = get_thread(L, rt);                               /* ud co */
+  if (n > TIDE__DRAIN_SLOTS - 4)
+    luaL_checkstack(L, n + 4, "too many arguments");
+  lua_rawgeti(L, rt->stack_anchors, t->ref);            /* ud */
+  if (t->where_line >= 0) { /* debug mode: the function is in THREAD */
+    lua_getiuservalue(L, -1, TASK_UV_THREAD);           /* ud fn */
+    co = get_thread(L, rt);                             /* ud fn co */
+    lua_setiuservalue(L, -3, TASK_UV_THREAD);           /* ud fn */
+  } else {
+    co = get_thread(L, rt);                             /* ud co */
+    lua_setiuservalue(L, -2, TASK_UV_THREAD);           /* ud */
+    lua_getiuservalue(L, -1, TASK_UV_SRC);              /* ud fn */
+  }
   t->L = co;
   *(void **)lua_getextraspace(co) = t;
-  lua_getiuservalue(L, -2, t->where_line >= 0 ? TASK_UV_THREAD
-                                               : TASK_UV_SRC);  /* ud co fn */
   if (n == 1) {
-    lua_getiuservalue(L, -3, TASK_UV_RESULT);
+    lua_getiuservalue(L, -2, TASK_UV_RESULT);           /* ud fn arg */
   } else if (n > 1) {
     int i;
-    lua_getiuservalue(L, -3, TASK_UV_RESULT);
+    lua_getiuservalue(L, -2, TASK_UV_RESULT);
     for (i = 1; i <= n; i++) lua_rawgeti(L, -i, i);
-    lua_remove(L, -(n + 1));
+    lua_remove(L, -(n + 1));                            /* ud fn args */
   }
-  luaL_checkstack(co, n + 1, "too many arguments");
-  lua_xmove(L, co, n + 1);                              /* ud co */
-  lua_setiuservalue(L, -2, TASK_UV_THREAD);             /* ud */
+  /* A clean coroutine has LUA_MINSTACK free slots. */
+  if (n >= LUA_MINSTACK) luaL_checkstack(co, n + 1, "too many arguments");
+  lua_xmove(L, co, n + 1);                              /* ud */
   lua_pop(L, 1);
 }
 
@@ -361,20 +375,17 @@ static void wake_awaiters(tide_task_t *t) {
 
 static void finish_common(tide_task_t *t);
 
-/* Keep a clean coroutine for the next spawn. */
-static void pool_thread(tide_runtime_t *rt, lua_State *L, lua_State *co) {
+/* Keep the clean coroutine of the finished task whose userdata is at ud
+** for the next spawn, and drop the task's reference to it. */
+static void pool_thread(tide_runtime_t *rt, lua_State *L, lua_State *co,
+                        int ud) {
   *(void **)lua_getextraspace(co) = rt;
-  if (rt->npool >= POOL_MAX || rt->closing) return;
-  lua_pushthread(co);
-  lua_xmove(co, L, 1);
-  if (L == rt->L && rt->stack_pool) {
+  if (rt->npool < POOL_MAX && !rt->closing) {
+    lua_getiuservalue(L, ud, TASK_UV_THREAD);
     lua_rawseti(L, rt->stack_pool, ++rt->npool);
-    return;
   }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->pool);
-  lua_insert(L, -2);
-  lua_rawseti(L, -2, ++rt->npool);
-  lua_pop(L, 1);
+  lua_pushnil(L);
+  lua_setiuservalue(L, ud, TASK_UV_THREAD);
 }
 
 /* The task's function returned (st == LUA_OK, nres results on co) or
@@ -384,8 +395,9 @@ static void finish(tide_task_t *t, int st, int nres) {
   tide_runtime_t *rt = t->rt;
   lua_State *L = rt->L;
   lua_State *co = t->L;
-  luaL_checkstack(L, nres + 4, "too many results");
-  tide_task_push(L, t);                           /* ud */
+  if (nres > TIDE__DRAIN_SLOTS - 4)
+    luaL_checkstack(L, nres + 4, "too many results");
+  lua_rawgeti(L, rt->stack_anchors, t->ref);      /* ud */
   if (st == LUA_OK) {
     t->nres = nres;
     if (nres == 1) {
@@ -405,9 +417,7 @@ static void finish(tide_task_t *t, int st, int nres) {
     t->status = TIDE_TASK_DONE;
     /* The coroutine is clean again: pool it for the next spawn. */
     lua_settop(co, 0);
-    pool_thread(rt, L, co);
-    lua_pushnil(L);
-    lua_setiuservalue(L, -2, TASK_UV_THREAD);
+    pool_thread(rt, L, co, lua_gettop(L));
   } else {
     int rst;
     lua_pushvalue(co, -1);
@@ -425,7 +435,7 @@ static void finish(tide_task_t *t, int st, int nres) {
       lua_replace(L, -3);
     }
     lua_settop(co, 0);
-    pool_thread(rt, L, co);
+    pool_thread(rt, L, co, lua_gettop(L) - 2);
     lua_setiuservalue(L, -3, TASK_UV_THREAD);     /* ud err */
     t->status = tide_error_is(L, -1, "ECANCELED") ? TIDE_TASK_CANCELLED
                                                    : TIDE_TASK_FAILED;
