@@ -102,6 +102,8 @@ typedef struct tide_memlimit {
   size_t limit, used;
 } tide_memlimit_t;
 
+typedef struct tide_alloc tide_alloc_t; /* vm/alloc.c */
+
 /* Every thread's LUA_EXTRASPACE holds a pointer to a record whose first
 ** field is the runtime: the runtime itself (its `self`), or, for the
 ** coroutine of a started task, that task.  So the runtime is two loads
@@ -160,7 +162,13 @@ struct tide_runtime {
   int interrupted;          /* a Ctrl-C cancelled a task */
   tide_memlimit_t mem;      /* TIDE_MEMORY_LIMIT; lives here, not in Lua,
                                because lua_close still allocates */
+  tide_alloc_t *alloc;      /* the state's allocator, when tide made the
+                               state (vm/alloc.c); freed after lua_close */
 };
+
+/* Free stack slots tide__drain reserves on rt->L for starting and
+** finishing tasks. */
+#define TIDE__DRAIN_SLOTS 16
 
 /* runtime/loop.c */
 tide_runtime_t *tide__rt(lua_State *L);
@@ -178,6 +186,7 @@ int tide__timers_close(tide_runtime_t *rt);
 
 /* runtime/task.c */
 void tide__task_resume(tide_task_t *t);
+tide_task_t *tide__task_spawn(lua_State *L, int nargs, int anchors);
 void tide__task_interrupt(tide_task_t *t, int why);
 tide_task_t *tide__suspend_check(lua_State *L, const char *op);
 int tide__task_outcome_at(lua_State *L, int idx, tide_task_t *t);
@@ -212,6 +221,12 @@ void tide__pretty_fields(lua_State *L, int tbl);
 /* runtime/loop.c (life cycle) */
 tide_runtime_t *tide__runtime_create(lua_State *L, uv_loop_t *loop);
 int tide__runtime_destroy(tide_runtime_t *rt, int close_lua);
+
+/* vm/alloc.c: the allocator of the states tide creates.  Returns the
+** lua_Alloc to give lua_newstate, with its user data in *a (NULL for the
+** plain malloc allocator); tide__alloc_free(*a) after lua_close. */
+lua_Alloc tide__alloc_new(tide_alloc_t **a);
+void tide__alloc_free(tide_alloc_t *a);
 
 /* vm/state.c */
 void tide__preload_stdlib(lua_State *L);

@@ -151,16 +151,68 @@ static void memory_limit(tide_runtime_t *rt) {
   lua_setallocf(rt->L, limited_alloc, rt);
 }
 
+/* What luaL_newstate installs, which tide cannot use because it picks
+** the allocator: a panic handler, and warnings that start off and are
+** switched by the "@on"/"@off" control messages (lua -W sends "@on"). */
+static int panic(lua_State *L) {
+  const char *msg = lua_tostring(L, -1);
+  lua_writestringerror("PANIC: unprotected error in call to Lua API (%s)\n",
+                       msg ? msg : "error object is not a string");
+  return 0;
+}
+
+static void warn_off(void *ud, const char *msg, int tocont);
+static void warn_on(void *ud, const char *msg, int tocont);
+
+/* Handle a control message; 1 if msg was one. */
+static int warn_control(lua_State *L, const char *msg, int tocont) {
+  if (tocont || msg[0] != '@') return 0;
+  if (strcmp(msg + 1, "off") == 0) lua_setwarnf(L, warn_off, L);
+  else if (strcmp(msg + 1, "on") == 0) lua_setwarnf(L, warn_on, L);
+  return 1;
+}
+
+static void warn_off(void *ud, const char *msg, int tocont) {
+  warn_control((lua_State *)ud, msg, tocont);
+}
+
+/* A later piece of a warning: no prefix, a newline after the last. */
+static void warn_more(void *ud, const char *msg, int tocont) {
+  lua_State *L = (lua_State *)ud;
+  lua_writestringerror("%s", msg);
+  if (tocont) {
+    lua_setwarnf(L, warn_more, L);
+  } else {
+    lua_writestringerror("%s", "\n");
+    lua_setwarnf(L, warn_on, L);
+  }
+}
+
+static void warn_on(void *ud, const char *msg, int tocont) {
+  if (warn_control((lua_State *)ud, msg, tocont)) return;
+  lua_writestringerror("%s", "Lua warning: ");
+  warn_more(ud, msg, tocont);
+}
+
 tide_runtime_t *tide_runtime_new(uv_loop_t *loop) {
-  lua_State *L = luaL_newstate();
+  tide_alloc_t *a;
+  lua_Alloc f = tide__alloc_new(&a);
+  lua_State *L = lua_newstate(f, a);
   tide_runtime_t *rt;
-  if (!L) return NULL;
+  if (!L) {
+    tide__alloc_free(a);
+    return NULL;
+  }
+  lua_atpanic(L, panic);
+  lua_setwarnf(L, warn_off, L);
   luaL_openlibs(L);
   rt = setup(L, loop);
   if (!rt) {
     lua_close(L);
+    tide__alloc_free(a);
     return NULL;
   }
+  rt->alloc = a;
   lua_pushcfunction(L, open_globals);
   if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
     lua_pop(L, 1);
