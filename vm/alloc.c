@@ -154,6 +154,7 @@ static void *plain_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 
 lua_Alloc tide__alloc_new(tide_alloc_t **out) {
 #ifdef TIDE_PLAIN_ALLOC
+  (void)pool_alloc;
   *out = NULL;
   return plain_alloc;
 #else
