@@ -222,7 +222,8 @@ tide_task_t *tide_task_spawn(lua_State *L, int nargs) {
 }
 
 /* tide_task_spawn, with the anchor table at stack index anchors (a
-** pseudo-index such as an upvalue's), or 0 to look it up. */
+** pseudo-index such as an upvalue's), or 0 to look it up.  With an anchor
+** table given, the function and arguments stay below the new Task. */
 tide_task_t *tide__task_spawn(lua_State *L, int nargs, int anchors) {
   tide_runtime_t *rt = tide__rt(L);
   tide_task_t *t;
@@ -264,8 +265,10 @@ tide_task_t *tide__task_spawn(lua_State *L, int nargs, int anchors) {
     lua_pushvalue(L, base);
     lua_setiuservalue(L, -2, TASK_UV_SRC); /* the task's function */
   }
-  lua_copy(L, -1, base);       /* [ud args... ud] */
-  lua_settop(L, base);         /* [ud] */
+  if (!anchors) {              /* tide.spawn just returns the top */
+    lua_copy(L, -1, base);     /* [ud args... ud] */
+    lua_settop(L, base);       /* [ud] */
+  }
   t->narg = nargs;
   t->pinned = nargs > 0;
   anchor(L, rt, t, anchors);
@@ -280,9 +283,10 @@ tide_task_t *tide__task_spawn(lua_State *L, int nargs, int anchors) {
 }
 
 /* Give a pending task its coroutine, with the function and arguments on
-** it, just before its first resume.  Runs on rt->L while draining, which
-** reserved TIDE__DRAIN_SLOTS free slots: start() and finish() check the
-** stack only beyond that, as they run once per task. */
+** it, just before its first resume; leaves the Task userdata on rt->L for
+** finish(), as many tasks finish in their first run.  Runs on rt->L while
+** draining, which reserved TIDE__DRAIN_SLOTS free slots: start() and
+** finish() check the stack only beyond that, as they run once per task. */
 static void start(tide_task_t *t) {
   tide_runtime_t *rt = t->rt;
   lua_State *L = rt->L;
@@ -313,7 +317,6 @@ static void start(tide_task_t *t) {
   /* A clean coroutine has LUA_MINSTACK free slots. */
   if (n >= LUA_MINSTACK) luaL_checkstack(co, n + 1, "too many arguments");
   lua_xmove(L, co, n + 1);                              /* ud */
-  lua_pop(L, 1);
 }
 
 void tide_task_push(lua_State *L, tide_task_t *t) {
@@ -390,14 +393,15 @@ static void pool_thread(tide_runtime_t *rt, lua_State *L, lua_State *co,
 
 /* The task's function returned (st == LUA_OK, nres results on co) or
 ** raised (error value on top of co).  Store the outcome in the Task
-** userdata, release the coroutine, unanchor, and wake the awaiters. */
-static void finish(tide_task_t *t, int st, int nres) {
+** userdata, release the coroutine, unanchor, and wake the awaiters.  The
+** userdata is on top of rt->L if have_ud (and popped), else looked up. */
+static void finish(tide_task_t *t, int st, int nres, int have_ud) {
   tide_runtime_t *rt = t->rt;
   lua_State *L = rt->L;
   lua_State *co = t->L;
   if (nres > TIDE__DRAIN_SLOTS - 4)
     luaL_checkstack(L, nres + 4, "too many results");
-  lua_rawgeti(L, rt->stack_anchors, t->ref);      /* ud */
+  if (!have_ud) lua_rawgeti(L, rt->stack_anchors, t->ref); /* ud */
   if (st == LUA_OK) {
     t->nres = nres;
     if (nres == 1) {
@@ -492,14 +496,15 @@ static void finish_unstarted(tide_task_t *t) {
 
 void tide__task_resume(tide_task_t *t) {
   tide_runtime_t *rt = t->rt;
-  int st, nres = 0;
+  int st, nres = 0, first;
   if (t->status == TIDE_TASK_PENDING && t->cancel_pending) {
     finish_unstarted(t);
     return;
   }
   if (t->status != TIDE_TASK_PENDING && t->status != TIDE_TASK_READY)
     return;
-  if (t->status == TIDE_TASK_PENDING) start(t);
+  first = t->status == TIDE_TASK_PENDING;
+  if (first) start(t);
   t->status = TIDE_TASK_RUNNING;
   rt->current = t;
   st = lua_resume(t->L, rt->L, t->narg, &nres);
@@ -507,7 +512,8 @@ void tide__task_resume(tide_task_t *t) {
   rt->nest = NULL;
   t->narg = 0;
   if (st == LUA_YIELD) {
-    lua_pop(t->L, nres);
+    if (first) lua_pop(rt->L, 1); /* start's userdata */
+    if (nres > 0) lua_pop(t->L, nres);
     if (t->status == TIDE_TASK_RUNNING) {
       /* A bare coroutine.yield() in the task body: treat it as sleep(0).
       ** The resume returns straight into the body, with no wait_k to
@@ -522,7 +528,7 @@ void tide__task_resume(tide_task_t *t) {
     }
     return;
   }
-  finish(t, st, nres);
+  finish(t, st, nres, first);
 }
 
 /* ---- cancellation -------------------------------------------------------- */
@@ -590,7 +596,7 @@ void tide__cancel_all(tide_runtime_t *rt) {
 /* Push the outcome of the finished task whose userdata is at idx: results
 ** (returns their count) or the error (returns -1). [-0, +n, m] */
 int tide__task_outcome_at(lua_State *L, int idx, tide_task_t *t) {
-  idx = lua_absindex(L, idx);
+  if (idx < 0) idx = lua_absindex(L, idx);
   if (t->status == TIDE_TASK_DONE) {
     int i, n = t->nres;
     if (n == 0) return 0;
@@ -701,7 +707,7 @@ static int await_resume(lua_State *L, tide_wait_t *w) {
 int tide__task_await(lua_State *L, tide_task_t *t, int shield) {
   tide_task_t *me;
   tide_wait_t *w;
-  lua_settop(L, 1);
+  if (lua_gettop(L) != 1) lua_settop(L, 1);
   if (is_finished(t)) {
     int n = tide__task_outcome_at(L, 1, t);
     if (n < 0) return lua_error(L);

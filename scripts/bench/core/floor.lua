@@ -4,6 +4,10 @@
 --                               completion (the least a task can cost)
 --   lua5.4 floor.lua switch N   N coroutine.resume/coroutine.yield pairs
 --                               (the least a task switch can cost)
+--   lua5.4 floor.lua suspend N  N coroutines suspended at once, each in a
+--                               function that yielded, as a sleeping task
+--                               is (its peak RSS, less that of N = 0, is
+--                               the least memory a sleeping task can take)
 -- Prints the same keys as tide.lua.  Stock Lua has no wall clock finer
 -- than a second, so this uses os.clock() (CPU time), which for a
 -- single-threaded loop that never blocks is the wall time.
@@ -42,7 +46,16 @@ elseif mode == "switch" then
   switch(n)
   local dt = clock() - t0
   print(("switch_ns=%.2f"):format(dt * 1e9 / n))
+elseif mode == "suspend" then
+  local cos = {}
+  local function sleeper(s) yield(s) end
+  for i = 1, n do
+    local co = create(sleeper)
+    resume(co, 1)
+    cos[i] = co
+  end
+  print(("suspended=%d"):format(#cos))
 else
-  io.stderr:write("usage: lua5.4 floor.lua spawn|switch N\n")
+  io.stderr:write("usage: lua5.4 floor.lua spawn|switch|suspend N\n")
   os.exit(2)
 end

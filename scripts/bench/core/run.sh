@@ -30,6 +30,8 @@ bench_startup tide.start --pin -- "$TIDE" "$here/empty.lua"
 if [ -n "$LUA" ]; then
   bench_run lua.spawn --pin -- "$LUA" "$here/floor.lua" spawn "$n_spawn"
   bench_run lua.switch --pin -- "$LUA" "$here/floor.lua" switch "$n_switch"
+  bench_run lua.sleep --pin -- "$LUA" "$here/floor.lua" suspend "$n_sleep"
+  bench_run lua.sleep0 --pin -- "$LUA" "$here/floor.lua" suspend 0
   bench_startup lua.start --pin -- "$LUA" -e ''
 fi
 if [ -n "$NODE" ]; then
@@ -57,6 +59,7 @@ per_task() {
 rss_tide=$(per_task tide)
 rss_node=$(per_task node)
 rss_py=$(per_task py)
+rss_lua=$(per_task lua)
 
 g() { bench_get "$@"; }
 
@@ -83,6 +86,8 @@ bench_row "$n_sleep sleepers: wall" s "$(g tide.sleep sleep_wall_s)" \
   asyncio "$(g py.sleep sleep_wall_s)"
 bench_row "$n_sleep sleepers: RSS/task" B "$rss_tide" node "$rss_node" "value<=800"
 bench_row "$n_sleep sleepers: RSS/task" B "$rss_tide" asyncio "$rss_py"
+bench_row "$n_sleep sleepers: RSS/task" B "$rss_tide" \
+  "lua5.4 suspended coroutine" "$rss_lua"
 bench_row "startup, empty script" ms "$(g tide.start startup_ms)" \
   "lua5.4 -e ''" "$(g lua.start startup_ms)" "ratio<=2"
 bench_row "startup, empty script" ms "$(g tide.start startup_ms)" \
@@ -94,6 +99,8 @@ bench_note "spawn, switch: timed after an untimed warm-up of a tenth of the work
 bench_note "  lua5.4 is timed with os.clock (CPU time), the others with a wall clock."
 bench_note "sleepers: wall time from the first spawn to the last await; RSS/task ="
 bench_note "  (peak RSS with $n_sleep sleepers - peak RSS with none) / $n_sleep."
+bench_note "  lua5.4 suspended coroutine: the same for bare coroutines, each"
+bench_note "  suspended in a function that yielded (no task record, no timer)."
 bench_note "startup: $(bench_startup_method)."
 bench_note "Node.js is not pinned to a core (its GC uses helper threads); the others are."
 bench_table
