@@ -335,8 +335,8 @@ tide_task_t *tide__task_test(lua_State *L, int idx) {
   void *p = lua_touserdata(L, idx);
   if (p && lua_getmetatable(L, idx)) {
     const void *mt = lua_topointer(L, -1);
-    lua_pop(L, 1);
     tide_runtime_t *rt = tide__rt(L);
+    lua_pop(L, 1);
     if (mt == rt->task_mt || mt == rt->failed_mt) return (tide_task_t *)p;
   }
   return NULL;
@@ -413,8 +413,7 @@ static void finish(tide_task_t *t, int st, int nres, int have_ud) {
       lua_xmove(co, L, nres);
       for (i = nres; i >= 1; i--) lua_rawseti(L, -(i + 1), i);
       lua_setiuservalue(L, -2, TASK_UV_RESULT);
-    }
-    else if (t->pinned) {
+    } else if (t->pinned) {
       lua_pushnil(L); /* release the arguments */
       lua_setiuservalue(L, -2, TASK_UV_RESULT);
     }
