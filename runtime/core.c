@@ -40,11 +40,11 @@ static int core_sleep(lua_State *L) {
 
 /* ---- spawn / await ------------------------------------------------------- */
 
-/* spawn(fn, ...); upvalue 1 is the runtime's anchor table, which saves
-** each spawn a registry lookup. */
+/* spawn(fn, ...); upvalues 1 and 2 are the runtime's anchor table and
+** the Task metatable, which saves each spawn two registry lookups. */
 static int core_spawn(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  tide__task_spawn(L, lua_gettop(L) - 1, lua_upvalueindex(1));
+  tide__task_spawn(L, lua_gettop(L) - 1, 1);
   return 1;
 }
 
@@ -811,7 +811,8 @@ int tide__open_core(lua_State *L) {
   new_type(L, DEADLINE_MT, deadline_methods, deadline_close, NULL);
   luaL_newlib(L, core_funcs);
   lua_rawgeti(L, LUA_REGISTRYINDEX, tide__rt(L)->anchors);
-  lua_pushcclosure(L, core_spawn, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, tide__rt(L)->task_mt_ref);
+  lua_pushcclosure(L, core_spawn, 2);
   lua_setfield(L, -2, "spawn");
   tide__error_fields(L, -1);
   tide__pretty_fields(L, -1);

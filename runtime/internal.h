@@ -186,7 +186,7 @@ int tide__timers_close(tide_runtime_t *rt);
 
 /* runtime/task.c */
 void tide__task_resume(tide_task_t *t);
-tide_task_t *tide__task_spawn(lua_State *L, int nargs, int anchors);
+tide_task_t *tide__task_spawn(lua_State *L, int nargs, int from_spawn);
 void tide__task_interrupt(tide_task_t *t, int why);
 tide_task_t *tide__suspend_check(lua_State *L, const char *op);
 int tide__task_outcome_at(lua_State *L, int idx, tide_task_t *t);

@@ -221,21 +221,24 @@ tide_task_t *tide_task_spawn(lua_State *L, int nargs) {
   return tide__task_spawn(L, nargs, 0);
 }
 
-/* tide_task_spawn, with the anchor table at stack index anchors (a
-** pseudo-index such as an upvalue's), or 0 to look it up.  With an anchor
-** table given, the function and arguments stay below the new Task. */
-tide_task_t *tide__task_spawn(lua_State *L, int nargs, int anchors) {
+/* tide_task_spawn, or with from_spawn, tide.spawn's version: its upvalues
+** 1 and 2 are the anchor table and the Task metatable, and the function
+** and arguments stay below the new Task. */
+tide_task_t *tide__task_spawn(lua_State *L, int nargs, int from_spawn) {
+  int anchors = from_spawn ? lua_upvalueindex(1) : 0;
   tide_runtime_t *rt = tide__rt(L);
   tide_task_t *t;
   lua_Debug ar;
   int base = lua_gettop(L) - nargs; /* index of the function */
-  luaL_checkstack(L, 4, NULL);
+  /* tide.spawn is a C function, so it has LUA_MINSTACK free slots. */
+  if (!anchors) luaL_checkstack(L, 4, NULL);
   t = (tide_task_t *)lua_newuserdatauv(L, sizeof *t, TASK_NUV);
   memset(t, 0, sizeof *t);
   t->rt = rt;
   t->cancel_msg = LUA_NOREF;
   t->sleep.index = -1;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->task_mt_ref);
+  if (anchors) lua_pushvalue(L, lua_upvalueindex(2));
+  else lua_rawgeti(L, LUA_REGISTRYINDEX, rt->task_mt_ref);
   lua_setmetatable(L, -2);
   /* The function and its arguments wait in the uservalues until the task
   ** first runs. */
