@@ -4,6 +4,9 @@
 --                               completion (the least a task can cost)
 --   lua5.4 floor.lua switch N   N coroutine.resume/coroutine.yield pairs
 --                               (the least a task switch can cost)
+--   lua5.4 floor.lua schedule N spawn+await done by the least scheduler
+--                               plain Lua can have: a table per task, run
+--                               in turn on one reused coroutine
 --   lua5.4 floor.lua suspend N  N coroutines suspended at once, each in a
 --                               function that yielded, as a sleeping task
 --                               is (its peak RSS, less that of N = 0, is
@@ -26,6 +29,25 @@ local function spawn(count)
   end
 end
 
+-- The least scheduler: "spawn" records the function and argument, one
+-- pooled coroutine runs each record in turn, "await" reads the result.
+local worker = create(function()
+  local f, a = yield()
+  while true do f, a = yield(f(a)) end
+end)
+resume(worker)
+
+local function schedule(count)
+  local tasks = {}
+  for i = 1, count do tasks[i] = {body, i} end
+  for i = 1, count do
+    local t = tasks[i]
+    local _, r = resume(worker, t[1], t[2])
+    t[3] = r
+  end
+  for i = 1, count do local _ = tasks[i][3] end
+end
+
 local function switch(count)
   local co = create(function()
     while true do yield() end
@@ -33,10 +55,11 @@ local function switch(count)
   for _ = 1, count do resume(co) end
 end
 
-if mode == "spawn" then
-  spawn(n // 10)
+if mode == "spawn" or mode == "schedule" then
+  local run = mode == "spawn" and spawn or schedule
+  run(n // 10)
   local t0 = clock()
-  spawn(n)
+  run(n)
   local dt = clock() - t0
   print(("spawn_await_per_s=%.1f"):format(n / dt))
   print(("spawn_await_ns=%.1f"):format(dt * 1e9 / n))
@@ -56,6 +79,6 @@ elseif mode == "suspend" then
   end
   print(("suspended=%d"):format(#cos))
 else
-  io.stderr:write("usage: lua5.4 floor.lua spawn|switch|suspend N\n")
+  io.stderr:write("usage: lua5.4 floor.lua spawn|schedule|switch|suspend N\n")
   os.exit(2)
 end

@@ -29,6 +29,7 @@ bench_run tide.sleep0 --pin -- "$TIDE" "$here/tide.lua" sleep 0 "$secs"
 bench_startup tide.start --pin -- "$TIDE" "$here/empty.lua"
 if [ -n "$LUA" ]; then
   bench_run lua.spawn --pin -- "$LUA" "$here/floor.lua" spawn "$n_spawn"
+  bench_run lua.sched --pin -- "$LUA" "$here/floor.lua" schedule "$n_spawn"
   bench_run lua.switch --pin -- "$LUA" "$here/floor.lua" switch "$n_switch"
   bench_run lua.sleep --pin -- "$LUA" "$here/floor.lua" suspend "$n_sleep"
   bench_run lua.sleep0 --pin -- "$LUA" "$here/floor.lua" suspend 0
@@ -70,6 +71,8 @@ bench_row "spawn+await $n_spawn tasks" tasks/s "$(g tide.spawn spawn_await_per_s
   asyncio "$(g py.spawn spawn_await_per_s)" "ratio>=10"
 bench_row "spawn+await $n_spawn tasks" tasks/s "$(g tide.spawn spawn_await_per_s)" \
   "lua5.4 create+resume" "$(g lua.spawn spawn_await_per_s)"
+bench_row "spawn+await $n_spawn tasks" tasks/s "$(g tide.spawn spawn_await_per_s)" \
+  "lua5.4 least scheduler" "$(g lua.sched spawn_await_per_s)"
 bench_row "switch x$n_switch (sleep(0))" ns "$(g tide.switch switch_ns)" \
   "lua5.4 resume/yield" "$(g lua.switch switch_ns)" "ratio<=1.5"
 bench_row "switch x$n_switch (sleep(0))" ns "$(g tide.switch switch_ns)" \
@@ -96,6 +99,8 @@ bench_row "startup, empty script" ms "$(g tide.start startup_ms)" \
   "python3 -c ''" "$(g py.start startup_ms)"
 bench_note "Rows with a bar are the issue's; the others are for reference."
 bench_note "spawn, switch: timed after an untimed warm-up of a tenth of the work;"
+bench_note "  lua5.4 least scheduler: a table per task run in turn on one reused"
+bench_note "  coroutine, results kept (floor.lua schedule);"
 bench_note "  lua5.4 is timed with os.clock (CPU time), the others with a wall clock."
 bench_note "sleepers: wall time from the first spawn to the last await; RSS/task ="
 bench_note "  (peak RSS with $n_sleep sleepers - peak RSS with none) / $n_sleep."
