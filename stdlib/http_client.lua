@@ -311,14 +311,46 @@ end
 local REDIRECT = {[301] = true, [302] = true, [303] = true, [307] = true,
                   [308] = true}
 
+-- path (with its query) without "." and ".." segments (RFC 3986, 5.2.4).
+local function remove_dots(path)
+  local q = find(path, "?", 1, true)
+  local query = q and sub(path, q) or ""
+  if q then path = sub(path, 1, q - 1) end
+  if not find(path, "/%.%.?/") and not find(path, "/%.%.?$") then
+    return path .. query
+  end
+  local segs, n, last = {}, 0, nil
+  for seg in (sub(path, 2) .. "/"):gmatch("(.-)/") do
+    if seg == ".." then
+      if n > 0 then
+        segs[n] = nil
+        n = n - 1
+      end
+    elseif seg ~= "." then
+      n = n + 1
+      segs[n] = seg
+    end
+    last = seg
+  end
+  -- a path ending in "." or ".." names a directory
+  local trail = (last == "." or last == "..") and n > 0 and "/" or ""
+  return "/" .. table.concat(segs, "/") .. trail .. query
+end
+
 -- The absolute URL of a Location value relative to base.
 local function resolve(base, loc)
   if find(loc, "^%a[%w+.-]*:") then return loc end
   local scheme, auth, path = match(base, "^(%a[%w+.-]*:)//([^/?#]*)([^?#]*)")
   if sub(loc, 1, 2) == "//" then return scheme .. loc end
-  if sub(loc, 1, 1) == "/" then return scheme .. "//" .. auth .. loc end
-  if sub(loc, 1, 1) == "?" then return scheme .. "//" .. auth .. path .. loc end
-  return scheme .. "//" .. auth .. (match(path, "^(.*/)") or "/") .. loc
+  loc = gsub(loc, "#.*$", "")
+  if sub(loc, 1, 1) ~= "/" then
+    if sub(loc, 1, 1) == "?" then
+      loc = (path ~= "" and path or "/") .. loc
+    else
+      loc = (match(path, "^(.*/)") or "/") .. loc
+    end
+  end
+  return scheme .. "//" .. auth .. remove_dots(loc)
 end
 
 local function drain(conn, url)

@@ -185,10 +185,13 @@ static int on_headers_complete(http_parser *hp) {
   rp->head_ready = 1;
   if (rp->response) {
     /* Every response head pauses, bodiless or not, so the client sees
-    ** each status line (and skips 1xx ones).  A response to HEAD has
-    ** no body whatever its headers say: 1 tells http-parser so. */
+    ** each status line (and skips 1xx ones).  A response to HEAD, and
+    ** a 1xx, 204 or 304 response, has no body whatever its headers say
+    ** (RFC 9112, 6.3; http-parser believes a Content-Length there): 1
+    ** tells http-parser so. */
+    unsigned st = hp->status_code;
     http_parser_pause(hp, 1);
-    return rp->skip_body ? 1 : 0;
+    return rp->skip_body || st / 100 == 1 || st == 204 || st == 304;
   }
   rp->has_body = (hp->flags & F_CHUNKED) ||
                  (hp->content_length > 0 && hp->content_length != ULLONG_MAX);
@@ -287,6 +290,24 @@ void tide__rp_input(rp_t *rp, const char *data, size_t len) {
 /* Run the parser over the input view until it pauses (head or message
 ** complete), runs out of input, or fails.  eof: the peer has finished
 ** sending.  Returns STEP_OK, STEP_MORE or STEP_ERROR. */
+/* http-parser's own cap on a head (80 KiB, compiled into the library and
+** only changeable process-wide) is below the 100 KiB that curl, and so the
+** client, allows.  In response mode the rp's own head_bytes limit applies
+** instead: feed at most 64 KiB per call and clear the library's count
+** (nread, used only for that cap) before each. */
+static size_t exec_response(rp_t *rp, size_t avail) {
+  size_t done = 0;
+  while (done < avail) {
+    size_t step = avail - done > 65536 ? 65536 : avail - done, k;
+    rp->hp.nread = 0;
+    k = http_parser_execute(&rp->hp, &rp_settings, rp->in + rp->off + done,
+                            step);
+    done += k;
+    if (k < step || HTTP_PARSER_ERRNO(&rp->hp) != HPE_OK) break;
+  }
+  return done;
+}
+
 int tide__rp_exec(rp_t *rp, int eof) {
   size_t avail = rp->len - rp->off, n;
   enum http_errno e;
@@ -294,7 +315,9 @@ int tide__rp_exec(rp_t *rp, int eof) {
   if (HTTP_PARSER_ERRNO(&rp->hp) == HPE_PAUSED) http_parser_pause(&rp->hp, 0);
   if (avail > 0) {
     int was_head = rp->state == RP_IDLE || rp->state == RP_HEAD;
-    n = http_parser_execute(&rp->hp, &rp_settings, rp->in + rp->off, avail);
+    n = rp->response ? exec_response(rp, avail)
+                     : http_parser_execute(&rp->hp, &rp_settings,
+                                           rp->in + rp->off, avail);
     rp->off += n;
     if (was_head) {
       /* The parser paused at the end of a head, so everything consumed
