@@ -38,8 +38,9 @@ end
 -- as a second result closes the connection after the reply.  Each
 -- connection is numbered; `srv.conns` counts them.
 local function raw_server(route)
-  local state = {conns = 0, heads = {}}
+  local state = {conns = 0, heads = {}, open = {}}
   local srv = net.listen{port = 0, handler = function(s)
+    state.open[s] = true
     state.conns = state.conns + 1
     local conn_no, req_no = state.conns, 0
     while true do
@@ -60,7 +61,13 @@ local function raw_server(route)
   state.url = function(path)
     return ("http://127.0.0.1:%d%s"):format(srv.port, path)
   end
-  state.stop = function() srv:close() end
+  -- Closing the server's side of each connection too lets the process
+  -- exit: a connection task waits for the next request for as long as
+  -- the client keeps the connection in its pool.
+  state.stop = function()
+    srv:close()
+    for s in pairs(state.open) do s:close() end
+  end
   return state
 end
 
