@@ -6,6 +6,7 @@
 -- connections.
 package.path = helper.root .. "/tests/lua/?.lua;" .. package.path
 local nginx = require "support.nginx"
+local pyhttp = require "support.pyhttp"
 local net = require "tide.net"
 local http = require "tide.http_client"
 local handles = require("tide._net")._handles
@@ -44,8 +45,9 @@ local function raw_server(route)
     state.conns = state.conns + 1
     local conn_no, req_no = state.conns, 0
     while true do
-      local head = s:read_until("\r\n\r\n", 1024 * 1024)
-      if not head then return end
+      -- stop() closes the stream under a waiting read: not an error
+      local ok, head = pcall(s.read_until, s, "\r\n\r\n", 1024 * 1024)
+      if not ok or not head then return end
       req_no = req_no + 1
       state.heads[#state.heads + 1] = head
       local len = tonumber(head:match("\r\n[Cc]ontent%-[Ll]ength: *(%d+)"))
@@ -175,33 +177,11 @@ describe("http_client plain-HTTP path", function()
       assert_clean()
     end)
 
-    it("talks to python's http.server (HTTP/1.0, close-delimited)",
-       function()
-      local dir = os.tmpname()
-      os.remove(dir)
-      os.execute("mkdir " .. dir)
-      local f = assert(io.open(dir .. "/a.txt", "w"))
-      f:write("from python\n")
-      f:close()
-      local log = dir .. "/log"
-      local p = io.popen(("python3 -u -m http.server --bind 127.0.0.1 "
-                          .. "--directory %s 0 >%s 2>&1 & echo $!")
-                         :format(dir, log))
-      local pid = p:read("a"):match("%d+")
-      p:close()
-      local port
-      for _ = 1, 1000 do
-        local lf = io.open(log)
-        port = lf and lf:read("a"):match("port (%d+)")
-        if lf then lf:close() end
-        if port then break end
-        tide.sleep(0.01)
-      end
-      local ok, r1 = pcall(http.get,
-                           ("http://127.0.0.1:%s/a.txt"):format(port))
-      local ok2, r2 = pcall(http.get,
-                            ("http://127.0.0.1:%s/missing"):format(port))
-      os.execute("kill " .. pid .. "; rm -rf " .. dir)
+    it("talks to python's http.server (HTTP/1.0)", function()
+      local py = pyhttp.start{["a.txt"] = "from python\n"}
+      local ok, r1 = pcall(http.get, py:url("/a.txt"))
+      local ok2, r2 = pcall(http.get, py:url("/missing"))
+      py:stop()
       assert(ok, tostring(r1))
       assert(ok2, tostring(r2))
       assert.equal("from python\n", r1.body)
