@@ -489,7 +489,7 @@ static int exchange_step(lua_State *L);
 
 /* The body of a non-streamed response: read on until it is complete. */
 static int exchange_body(lua_State *L, conn_t *c, tide_stream_t *s) {
-  while (!body_step(L, c, s)) {
+  if (!body_step(L, c, s)) {
     size_t len;
     tide_stream_buffered(s, &len);
     return wait_more(L, c, s, len + 1, exchange_step, "http.request");
@@ -600,8 +600,6 @@ static int fast_exchange(lua_State *L) {
 
 /* ---- streamed bodies ----------------------------------------------------- */
 
-static int read_step(lua_State *L);
-
 /* One attempt at read: push up to n bytes, nil at the end, or wait.
 ** Stack: conn, url, n, stream. */
 static int read_step(lua_State *L) {
@@ -641,15 +639,14 @@ static int read_step(lua_State *L) {
 ** there), or nil, keep_alive at its end.  [-0, +1|2, e] */
 static int fast_read(lua_State *L) {
   conn_t *c = check_conn(L);
-  lua_Integer n = luaL_checkinteger(L, 3);
   tide_stream_t *s;
   luaL_checkstring(L, 2);
+  luaL_checkinteger(L, 3);
   lua_settop(L, 3);
   s = push_stream(L, 1, c);
   if (!s) return luaL_error(L, "response stream is closed");
   if (c->phase != PH_BODY && c->phase != PH_DONE)
     return luaL_error(L, "no response body to read");
-  (void)n;
   return read_step(L);
 }
 
