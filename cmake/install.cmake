@@ -51,9 +51,9 @@ install(FILES ${CMAKE_BINARY_DIR}/tideConfig.cmake
 # pkg-config: hosts include tide.h, which includes lua.h and uv.h, and call
 # Lua and libuv directly, so both are public requirements.  What only the
 # static library needs goes in the .private fields.
-set(TIDE_PC_REQUIRES_PRIVATE "")
+set(TIDE_PC_REQUIRES_PRIVATE "zlib")
 if(TIDE_WITH_CURL)
-  set(TIDE_PC_REQUIRES_PRIVATE "libcurl")
+  set(TIDE_PC_REQUIRES_PRIVATE "zlib libcurl")
 endif()
 set(TIDE_PC_LIBS_PRIVATE "-lm")
 foreach(lib ${CMAKE_DL_LIBS})

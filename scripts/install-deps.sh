@@ -6,6 +6,7 @@ set -eu
 PACKAGES="
   build-essential cmake pkg-config
   liblua5.4-dev lua5.4 libuv1-dev libcurl4-openssl-dev libhttp-parser-dev
+  zlib1g-dev
   libreadline-dev
   lua-busted lua-cjson python3-aiohttp
   curl nginx-light wrk tmux valgrind python3 nodejs

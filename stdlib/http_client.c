@@ -29,7 +29,7 @@
 
 #include <curl/curl.h>
 
-#include "tide.h"
+#include "http_wire.h"
 
 #define CLIENT_MT "tide.HttpClient"
 #define STREAM_MT "tide.HttpStream"
@@ -562,8 +562,10 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *sp) {
       ** calling on_close_socket (it does on some failed connections), and
       ** a poll handle left armed on a closed fd makes libuv abort when it
       ** next registers it with epoll (EBADF). */
-      if (!s->owned) sock_close(c, s);
-      else sock_arm(s, 0);
+      if (!s->owned)
+        sock_close(c, s);
+      else
+        sock_arm(s, 0);
     }
     return 0;
   }
@@ -846,104 +848,52 @@ static void request_cancel(tide_wait_t *w) {
   xfer_free((xfer_t *)w->data);
 }
 
-/* Is s a valid HTTP token (method or header name)? */
-static int is_token(const char *s, size_t n) {
-  size_t i;
-  if (n == 0) return 0;
-  for (i = 0; i < n; i++) {
-    unsigned char ch = (unsigned char)s[i];
-    if (ch <= 32 || ch >= 127 || strchr("\"(),/:;<=>?@[\\]{}", ch)) return 0;
-  }
-  return 1;
-}
+/* Collects the request headers into a curl_slist. */
+typedef struct {
+  lua_State *L;
+  struct curl_slist *list;
+  int has_expect;
+} hdrlist_t;
 
-static int is_field_value(const char *s, size_t n) {
-  size_t i;
-  for (i = 0; i < n; i++)
-    if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0') return 0;
-  return 1;
-}
-
-/* Append "name: value" to the header list; raises on a bad name/value. */
-static struct curl_slist *add_header(lua_State *L, struct curl_slist *list,
-                                     const char *name, int vidx) {
-  size_t vlen;
-  const char *v;
+/* Append "name: value" (curl's "name;" for an empty value); non-zero when
+** memory runs out. */
+static int add_header(void *ud, const char *name, size_t nlen, const char *v,
+                      size_t vlen) {
+  hdrlist_t *hl = (hdrlist_t *)ud;
   struct curl_slist *l;
-  if (lua_type(L, vidx) != LUA_TSTRING && lua_type(L, vidx) != LUA_TNUMBER) {
-    if (list) cu.slist_free_all(list);
-    luaL_error(L,
-               "bad option 'headers' to 'request' (value of '%s' must "
-               "be a string, got %s)",
-               name, luaL_typename(L, vidx));
-  }
-  v = lua_tolstring(L, vidx, &vlen);
-  if (!is_field_value(v, vlen)) {
-    if (list) cu.slist_free_all(list);
-    luaL_error(L,
-               "bad option 'headers' to 'request' (value of '%s' "
-               "contains CR, LF or NUL)",
-               name);
-  }
-  lua_pushfstring(L, vlen ? "%s: %s" : "%s;", name, v);
-  l = cu.slist_append(list, lua_tostring(L, -1));
-  lua_pop(L, 1);
-  if (!l) {
-    if (list) cu.slist_free_all(list);
-    luaL_error(L, "not enough memory");
-  }
-  return l;
+  if (nlen == 6 && strncasecmp(name, "expect", 6) == 0) hl->has_expect = 1;
+  lua_pushfstring(hl->L, vlen ? "%s: %s" : "%s;", name, v);
+  l = cu.slist_append(hl->list, lua_tostring(hl->L, -1));
+  lua_pop(hl->L, 1);
+  if (!l) return 1;
+  hl->list = l;
+  return 0;
 }
 
 /* Build the request header list from the table at idx (name -> string, or
-** name -> list of strings for a repeated header).  Adds "Expect:" when a
+** name -> list of strings for a repeated header); the checks are shared
+** with the plain-HTTP path (tide__http_each_header).  Adds "Expect:" when a
 ** body is sent, so curl never waits for a 100 Continue that old servers
 ** do not send.  Returns NULL for no headers. */
 static struct curl_slist *build_headers(lua_State *L, int idx, int has_body) {
-  struct curl_slist *list = NULL;
-  int has_expect = 0;
-  if (idx) {
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-      size_t nlen;
-      const char *name;
-      if (lua_type(L, -2) != LUA_TSTRING) {
-        if (list) cu.slist_free_all(list);
-        luaL_error(L,
-                   "bad option 'headers' to 'request' (names must be "
-                   "strings)");
-      }
-      name = lua_tolstring(L, -2, &nlen);
-      if (!is_token(name, nlen)) {
-        if (list) cu.slist_free_all(list);
-        luaL_error(L,
-                   "bad option 'headers' to 'request' (invalid header "
-                   "name '%s')",
-                   name);
-      }
-      if (nlen == 6 && strncasecmp(name, "expect", 6) == 0) has_expect = 1;
-      if (lua_istable(L, -1)) {
-        lua_Integer i, n = (lua_Integer)lua_rawlen(L, -1);
-        for (i = 1; i <= n; i++) {
-          lua_rawgeti(L, -1, i);
-          list = add_header(L, list, name, lua_gettop(L));
-          lua_pop(L, 1);
-        }
-      } else {
-        list = add_header(L, list, name, lua_gettop(L));
-      }
-      lua_pop(L, 1);
-    }
+  hdrlist_t hl;
+  int oom = 0;
+  hl.L = L;
+  hl.list = NULL;
+  hl.has_expect = 0;
+  if (idx) oom = tide__http_each_header(L, idx, add_header, &hl);
+  if (!oom && has_body && !hl.has_expect) {
+    struct curl_slist *l = cu.slist_append(hl.list, "Expect:");
+    if (l)
+      hl.list = l;
+    else
+      oom = 1;
   }
-  if (has_body && !has_expect) {
-    struct curl_slist *l = cu.slist_append(list, "Expect:");
-    if (!l) {
-      if (list) cu.slist_free_all(list);
-      luaL_error(L, "not enough memory");
-    }
-    list = l;
+  if (oom) {
+    if (hl.list) cu.slist_free_all(hl.list);
+    luaL_error(L, "not enough memory");
   }
-  return list;
+  return hl.list;
 }
 
 /* Options of a request, read from the opts table. */
@@ -1011,6 +961,24 @@ static void read_opts(lua_State *L, int idx, opts_t *o) {
   lua_pop(L, 1);
 }
 
+/* _opts(opts) -> headers, timeout, max_redirects, max_size, follow,
+** stream: the options checked and defaulted as request() does, for the
+** plain-HTTP path in http_client.lua. [-0, +6, v] */
+static int http_opts(lua_State *L) {
+  opts_t o;
+  read_opts(L, 1, &o);
+  if (o.headers)
+    lua_pushvalue(L, o.headers);
+  else
+    lua_pushnil(L);
+  lua_pushnumber(L, o.timeout);
+  lua_pushinteger(L, o.max_redirs);
+  lua_pushinteger(L, o.max_size);
+  lua_pushboolean(L, o.follow);
+  lua_pushboolean(L, o.stream);
+  return 6;
+}
+
 static int has_http_scheme(const char *url) {
   return strncasecmp(url, "http://", 7) == 0 ||
          strncasecmp(url, "https://", 8) == 0;
@@ -1032,7 +1000,8 @@ static int http_request(lua_State *L) {
   int is_get, is_head, is_post;
   if (!has_http_scheme(url))
     luaL_argerror(L, 1, "URL must start with http:// or https://");
-  if (!is_token(method, mlen)) luaL_argerror(L, 2, "invalid HTTP method");
+  if (!tide__http_is_token(method, mlen))
+    luaL_argerror(L, 2, "invalid HTTP method");
   read_opts(L, 4, &o);
   tide_async_check(L, "http.request");
   if (c->closed) luaL_error(L, "http client is closed");
@@ -1267,6 +1236,7 @@ static int http_curl_version(lua_State *L) {
 }
 
 static const luaL_Reg http_funcs[] = {{"request", http_request},
+                                      {"_opts", http_opts},
                                       {"_stats", http_stats},
                                       {"curl_version", http_curl_version},
                                       {NULL, NULL}};

@@ -1,13 +1,16 @@
 /*
-** http_parser.c: the HTTP/1.1 request parser (module tide.http_parser).
+** http_parser.c: the HTTP/1.1 message parser (module tide.http_parser).
 ** It drives Debian's http-parser over a buffer it owns, copying each
-** request head into an arena (so the buffer may move), pausing after the
+** message head into an arena (so the buffer may move), pausing after the
 ** head so a body is read only when asked for, pausing after each message
 ** so pipelined requests wait their turn, and turning limits and malformed
 ** input into the 4xx status the server answers with.  The server
-** (stdlib/http_server.c) runs the same core on its connections; the Parser
-** object here exposes it to Lua for tests and for code that parses HTTP
-** from other sources.
+** (stdlib/http_server.c) runs the same core on its connections in request
+** mode; the HTTP client's plain-HTTP path (stdlib/http_fast.c) runs it in
+** response mode, where every head pauses (the client looks at each status
+** line, skipping 1xx) and bodies are always collected.  The Parser object
+** here exposes the request mode to Lua for tests and for code that parses
+** HTTP from other sources.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -75,7 +78,9 @@ static int rp_fail(rp_t *rp, int status, const char *msg) {
 static int arena_add(rp_t *rp, const char *at, size_t n, int lower) {
   size_t i;
   if (rp->alen + n > rp->lim.header_bytes)
-    return rp_fail(rp, 431, "request header fields too large");
+    return rp_fail(rp, 431,
+                   rp->response ? "response header too large"
+                                : "request header fields too large");
   if (tide__grow(&rp->arena, &rp->acap, rp->alen + n) < 0)
     return rp_fail(rp, 500, "out of memory");
   if (lower) {
@@ -97,7 +102,8 @@ static int on_message_begin(http_parser *hp) {
   rp->nhdrs = 0;
   rp->last_was_value = 1;
   rp->blen = rp->body_seen = 0;
-  rp->body_mode = BODY_HOLD;
+  /* A client wants every response body; a server reads one on demand. */
+  rp->body_mode = rp->response ? BODY_COLLECT : BODY_HOLD;
   rp->keep_alive = rp->expect_continue = rp->has_body = 0;
   return 0;
 }
@@ -176,6 +182,17 @@ static int on_headers_complete(http_parser *hp) {
     return rp_fail(rp, 505, "HTTP version not supported");
   rp->state = RP_BODY;
   rp->keep_alive = http_should_keep_alive(hp) && !hp->upgrade;
+  rp->head_ready = 1;
+  if (rp->response) {
+    /* Every response head pauses, bodiless or not, so the client sees
+    ** each status line (and skips 1xx ones).  A response to HEAD, and
+    ** a 1xx, 204 or 304 response, has no body whatever its headers say
+    ** (RFC 9112, 6.3; http-parser believes a Content-Length there): 1
+    ** tells http-parser so. */
+    unsigned st = hp->status_code;
+    http_parser_pause(hp, 1);
+    return rp->skip_body || st / 100 == 1 || st == 204 || st == 304;
+  }
   rp->has_body = (hp->flags & F_CHUNKED) ||
                  (hp->content_length > 0 && hp->content_length != ULLONG_MAX);
   if (hp->http_major == 1 && hp->http_minor >= 1) {
@@ -186,7 +203,6 @@ static int on_headers_complete(http_parser *hp) {
         rp->expect_continue = 1;
     }
   }
-  rp->head_ready = 1;
   if (rp->has_body) http_parser_pause(hp, 1);
   return 0;
 }
@@ -229,6 +245,34 @@ void tide__rp_init(rp_t *rp, const limits_t *lim) {
   rp->state = RP_IDLE;
 }
 
+void tide__rp_init_response(rp_t *rp, size_t header_bytes, int skip_body) {
+  char *arena = rp->arena, *body = rp->body;
+  hdr_t *hdrs = rp->hdrs;
+  size_t acap = rp->acap, bcap = rp->bcap;
+  int hcap = rp->hcap;
+  /* Keep the buffers, unless a large body grew one: a kept-alive
+  ** connection parses many responses, and sits idle between them. */
+  if (bcap > 64 * 1024) {
+    free(body);
+    body = NULL;
+    bcap = 0;
+  }
+  memset(rp, 0, sizeof *rp);
+  http_parser_init(&rp->hp, HTTP_RESPONSE);
+  rp->arena = arena;
+  rp->acap = acap;
+  rp->body = body;
+  rp->bcap = bcap;
+  rp->hdrs = hdrs;
+  rp->hcap = hcap;
+  rp->lim = default_limits;
+  rp->lim.header_bytes = header_bytes;
+  rp->lim.body_bytes = SIZE_MAX; /* the client applies max_size itself */
+  rp->response = 1;
+  rp->skip_body = skip_body ? 1 : 0;
+  rp->state = RP_IDLE;
+}
+
 void tide__rp_free(rp_t *rp) {
   free(rp->arena);
   free(rp->hdrs);
@@ -246,21 +290,43 @@ void tide__rp_input(rp_t *rp, const char *data, size_t len) {
 /* Run the parser over the input view until it pauses (head or message
 ** complete), runs out of input, or fails.  eof: the peer has finished
 ** sending.  Returns STEP_OK, STEP_MORE or STEP_ERROR. */
-static int rp_exec(rp_t *rp, int eof) {
+/* http-parser's own cap on a head (80 KiB, compiled into the library and
+** only changeable process-wide) is below the 100 KiB that curl, and so the
+** client, allows.  In response mode the rp's own head_bytes limit applies
+** instead: feed at most 64 KiB per call and clear the library's count
+** (nread, used only for that cap) before each. */
+static size_t exec_response(rp_t *rp, size_t avail) {
+  size_t done = 0;
+  while (done < avail) {
+    size_t step = avail - done > 65536 ? 65536 : avail - done, k;
+    rp->hp.nread = 0;
+    k = http_parser_execute(&rp->hp, &rp_settings, rp->in + rp->off + done,
+                            step);
+    done += k;
+    if (k < step || HTTP_PARSER_ERRNO(&rp->hp) != HPE_OK) break;
+  }
+  return done;
+}
+
+int tide__rp_exec(rp_t *rp, int eof) {
   size_t avail = rp->len - rp->off, n;
   enum http_errno e;
   if (rp->state == RP_ERROR) return STEP_ERROR;
   if (HTTP_PARSER_ERRNO(&rp->hp) == HPE_PAUSED) http_parser_pause(&rp->hp, 0);
   if (avail > 0) {
     int was_head = rp->state == RP_IDLE || rp->state == RP_HEAD;
-    n = http_parser_execute(&rp->hp, &rp_settings, rp->in + rp->off, avail);
+    n = rp->response ? exec_response(rp, avail)
+                     : http_parser_execute(&rp->hp, &rp_settings,
+                                           rp->in + rp->off, avail);
     rp->off += n;
     if (was_head) {
       /* The parser paused at the end of a head, so everything consumed
       ** from an idle or head state belongs to the current head. */
       rp->head_bytes += n;
       if (rp->head_bytes > rp->lim.header_bytes)
-        rp_fail(rp, 431, "request header fields too large");
+        rp_fail(rp, 431,
+                rp->response ? "response header too large"
+                             : "request header fields too large");
       if (rp->state != RP_IDLE && rp->state != RP_HEAD) rp->head_bytes = 0;
     }
   }
@@ -270,7 +336,8 @@ static int rp_exec(rp_t *rp, int eof) {
   if (eof && rp->off == rp->len && HTTP_PARSER_ERRNO(&rp->hp) == HPE_OK) {
     http_parser_execute(&rp->hp, &rp_settings, NULL, 0);
     if (rp->state == RP_HEAD || rp->state == RP_BODY)
-      rp_fail(rp, 400, "request truncated");
+      rp_fail(rp, 400,
+              rp->response ? "response truncated" : "request truncated");
   }
   e = HTTP_PARSER_ERRNO(&rp->hp);
   if ((e != HPE_OK && e != HPE_PAUSED) || rp->err_status) {
@@ -298,12 +365,12 @@ int tide__rp_next_head(rp_t *rp, int eof) {
         continue;
       case RP_BODY:
         rp->body_mode = BODY_DISCARD;
-        r = rp_exec(rp, eof);
+        r = tide__rp_exec(rp, eof);
         if (r != STEP_OK) return r;
         continue;
       default:
         rp->head_ready = 0;
-        r = rp_exec(rp, eof);
+        r = tide__rp_exec(rp, eof);
         if (r == STEP_ERROR) return r;
         if (!rp->head_ready) {
           if (r == STEP_OK) continue;
@@ -329,7 +396,7 @@ int tide__rp_read_body(rp_t *rp, int eof) {
   if (rp->state != RP_BODY) return STEP_ERROR;
   rp->body_mode = BODY_COLLECT;
   for (;;) {
-    int r = rp_exec(rp, eof);
+    int r = tide__rp_exec(rp, eof);
     if (r != STEP_OK) return r;
     if (rp->state == RP_DONE) return STEP_OK;
   }

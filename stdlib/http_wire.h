@@ -1,9 +1,11 @@
 /*
-** http_wire.h: the HTTP/1.1 request parser shared by the Parser object
-** (stdlib/http_parser.c, which implements it) and the server
-** (stdlib/http_server.c).  An rp_t wraps Debian's http-parser over an input
-** buffer it owns: heads are copied into its arena as they are parsed, bodies
-** are read only on demand, and limits turn into 4xx statuses.
+** http_wire.h: the HTTP/1.1 message parser shared by the Parser object
+** (stdlib/http_parser.c, which implements it), the server
+** (stdlib/http_server.c, requests) and the client's plain-HTTP path
+** (stdlib/http_fast.c, responses).  An rp_t wraps Debian's http-parser over
+** an input buffer it owns: heads are copied into its arena as they are
+** parsed, bodies are read only on demand, and limits turn into 4xx
+** statuses.
 */
 #ifndef TIDE_HTTP_WIRE_H
 #define TIDE_HTTP_WIRE_H
@@ -55,6 +57,8 @@ typedef struct {
   size_t body_seen; /* body bytes seen, collected or not */
   unsigned keep_alive : 1, expect_continue : 1, has_body : 1;
   unsigned head_ready : 1;  /* a head completed during this call */
+  unsigned response : 1;    /* parses responses (the client) */
+  unsigned skip_body : 1;   /* the response answers a HEAD request */
   unsigned err_in_body : 1; /* the error is in a body, not a head */
   int err_status;           /* 400, 413, 431 when state == RP_ERROR */
   const char *err_msg;
@@ -66,6 +70,15 @@ void tide__rp_limits(lua_State *L, int t, limits_t *lim);
 
 void tide__rp_init(rp_t *rp, const limits_t *lim);
 void tide__rp_free(rp_t *rp); /* frees the buffers, not rp */
+/* (Re)start rp as a parser of one response, keeping its buffers (zeroed
+** memory counts as none): heads over header_bytes fail, every head pauses,
+** bodies are collected into rp->body, and skip_body says the request was
+** HEAD. */
+void tide__rp_init_response(rp_t *rp, size_t header_bytes, int skip_body);
+/* Run the parser over the input view until it pauses (a head or a message
+** is complete: STEP_OK), needs more input (STEP_MORE) or fails
+** (STEP_ERROR).  eof: the peer sends nothing more. */
+int tide__rp_exec(rp_t *rp, int eof);
 /* Set the bytes the next calls parse; afterwards rp->off says how many
 ** of them were used (the caller drops those). */
 void tide__rp_input(rp_t *rp, const char *data, size_t len);
@@ -98,5 +111,18 @@ int tide__grow(char **buf, size_t *cap, size_t need);
 
 /* Does a[0..n) equal the lower-case literal, ignoring ASCII case? */
 int tide__ieq(const char *a, size_t n, const char *lit);
+
+/* ---- request headers, shared by both client paths ------------------------ */
+
+/* Is s[0..n) an HTTP token (a method or a header name)? */
+int tide__http_is_token(const char *s, size_t n);
+
+typedef int (*tide_header_fn)(void *ud, const char *name, size_t nlen,
+                              const char *value, size_t vlen);
+
+/* Check every header of the options table at idx (raising the usage error
+** of a bad name or value), then call fn for each; fn returns non-zero to
+** stop, and the walk returns that.  [-0, +0, v] */
+int tide__http_each_header(lua_State *L, int idx, tide_header_fn fn, void *ud);
 
 #endif

@@ -3,6 +3,7 @@
 -- a deliberately broken server for hostile input.
 package.path = helper.root .. "/tests/lua/?.lua;" .. package.path
 local nginx = require "support.nginx"
+local pyhttp = require "support.pyhttp"
 local http = require "tide.http_client"
 
 local function sh(cmd)
@@ -502,27 +503,9 @@ describe("tide.http_client", function()
 
   describe("python3 -m http.server", function()
     it("fetches a file from it", function()
-      local dir = sh("mktemp -d"):gsub("%s+$", "")
-      local f = assert(io.open(dir .. "/hello.txt", "w"))
-      f:write("hi from python\n")
-      f:close()
-      -- Port 0: the server picks a free port and prints it.
-      local log = dir .. "/server.log"
-      local pid = sh(("python3 -u -m http.server --bind 127.0.0.1 "
-                      .. "--directory %s 0 >%s 2>&1 & echo $!")
-                     :format(dir, log)):match("%d+")
-      local port
-      for _ = 1, 1000 do
-        local lf = io.open(log)
-        port = lf and lf:read("a"):match("port (%d+)")
-        if lf then lf:close() end
-        if port then break end
-        tide.sleep(0.01)
-      end
-      local ok, r = pcall(http.get,
-                          ("http://127.0.0.1:%s/hello.txt"):format(port))
-      stop_peer(pid)
-      os.execute("rm -rf " .. dir)
+      local py = pyhttp.start{["hello.txt"] = "hi from python\n"}
+      local ok, r = pcall(http.get, py:url("/hello.txt"))
+      py:stop()
       assert(ok, tostring(r))
       assert.equal(200, r.status)
       assert.equal("hi from python\n", r.body)

@@ -1,9 +1,11 @@
 -- Fuzz driver for the HTTP client's response handling (tide.http_client):
 -- a tiny server on a loopback port answers every request with the fuzzed
 -- bytes, in chunks the input sizes, and closes; the client fetches it
--- buffered, streamed, and under a deadline.  libcurl parses HTTP; what is
--- fuzzed here is tide's side of it: the header table, body accumulation,
--- the streaming reader, max_size, error mapping and cancellation.
+-- buffered, streamed, and under a deadline.  The URL is plain http://, so
+-- the client's own path parses it (stdlib/http_fast.c on the shared
+-- http-parser core): the response parser, gzip, the header table, body
+-- accumulation, the streaming reader, max_size, the pool, error mapping and
+-- cancellation.
 --
 -- Input: byte 1 holds options (bit 0: HEAD; bit 1: a small max_size;
 -- bits 2-4: the deadline of the third fetch); byte 2 the number of chunk

@@ -3,7 +3,8 @@ specs.  It binds a free loopback port, writes it to the file named by its
 first argument, and answers each request according to its path with one of
 the canned replies below, then closes the connection.  /hang answers
 nothing and appends "closed" to <first argument>.log once the client has
-closed the connection.  Runs until killed."""
+closed the connection; /halfbody sends a head and part of the body, then
+waits the same way.  Runs until killed."""
 import socket
 import sys
 import threading
@@ -32,7 +33,10 @@ def serve(conn):
                 return
             data += more
         path = data.split(b" ", 2)[1]
-        if path == b"/hang":
+        if path in (b"/hang", b"/halfbody"):
+            if path == b"/halfbody":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n"
+                             b"\r\nsome")
             while conn.recv(65536):
                 pass
             with open(sys.argv[1] + ".log", "a") as f:
