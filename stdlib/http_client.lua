@@ -401,6 +401,12 @@ local function fast_request(u, url, method, body, opts, headers, max_redirs,
       method, body = "GET", nil
     end
     u = parse_url(url)
+    if not u and not find(lower(url), "^https?://") then
+      -- What curl reports as an unsupported protocol (ftp:, or a
+      -- Location that is no URL at all).
+      error(new_error("EPROTO", "redirect to an unsupported URL: " .. url,
+                      {op = "http.request", path = orig}), 0)
+    end
     if not u then
       -- https:// (or anything else curl does): curl takes it from here,
       -- with the redirects that are left.

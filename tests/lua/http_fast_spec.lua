@@ -413,6 +413,21 @@ describe("http_client plain-HTTP path", function()
       assert_clean()
     end)
 
+    it("fails a redirect to another scheme with EPROTO", function()
+      -- "ent-Length: 0" parses as a URL of scheme "ent-length"
+      for _, loc in ipairs{"ftp://127.0.0.1/x", "ent-Length: 0"} do
+        local peer = raw_server(function()
+          return ("HTTP/1.1 302 Found\r\nLocation: %s\r\n"
+                  .. "Content-Length: 0\r\n\r\n"):format(loc)
+        end)
+        local code, err = errcode(http.get, peer.url("/"))
+        assert.equal("EPROTO", code, loc)
+        assert.equal(peer.url("/"), err.path)
+        peer.stop()
+      end
+      assert_clean()
+    end)
+
     it("hands a redirect to https:// over to curl", function()
       local tls = srv:url("/text", "https")
       local peer = raw_server(function()
