@@ -95,6 +95,13 @@ void tide__error_add_traceback(lua_State *L, int idx, lua_State *co) {
 static int error__tostring(lua_State *L) {
   luaL_Buffer b;
   const char *code, *msg;
+  /* code and message go on the stack before the buffer: a luaL_Buffer
+  ** must stay on top while it grows. */
+  lua_settop(L, 1);
+  lua_getfield(L, 1, "code");
+  code = lua_tostring(L, -1);
+  lua_getfield(L, 1, "message");
+  msg = lua_tostring(L, -1);
   luaL_buffinit(L, &b);
   if (lua_getfield(L, 1, "op") == LUA_TSTRING) {
     luaL_addvalue(&b);
@@ -116,16 +123,11 @@ static int error__tostring(lua_State *L) {
   } else {
     lua_pop(L, 1);
   }
-  lua_getfield(L, 1, "code");
-  code = lua_tostring(L, -1);
-  lua_getfield(L, 1, "message");
-  msg = lua_tostring(L, -1);
   luaL_addstring(&b, code ? code : "ERROR");
   if (msg && (!code || strcmp(msg, code) != 0)) {
     luaL_addstring(&b, ": ");
     luaL_addstring(&b, msg);
   }
-  lua_pop(L, 2);
   luaL_pushresult(&b);
   return 1;
 }

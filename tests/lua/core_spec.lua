@@ -636,6 +636,24 @@ describe("introspection", function()
     pcall(t.await, t)
   end)
 
+  it("dump() lists many tasks whole", function()
+    -- far more text than a luaL_Buffer starts with
+    local list = {}
+    for i = 1, 100 do
+      list[i] = tide.spawn(function() tide.sleep(10) end)
+      list[i].name = "many-" .. i
+    end
+    tide.sleep(0)
+    local d = tide.dump()
+    for i = 1, 100 do
+      assert.matches("%(many%-" .. i .. "%) waiting on sleep", d)
+    end
+    local _, tracebacks = d:gsub("stack traceback", "")
+    assert.is_true(tracebacks >= 100)
+    for i = 1, 100 do list[i]:cancel() end
+    for i = 1, 100 do pcall(list[i].await, list[i]) end
+  end)
+
   it("now() is monotonic with sub-millisecond resolution", function()
     local a = tide.now()
     local b = tide.now()
@@ -663,6 +681,15 @@ describe("errors", function()
     assert.is_true(tide.is_error(e, "EPROTO"))
     assert.is_false(tide.is_error(e, "ENOENT"))
     assert.is_false(tide.is_error("EPROTO"))
+  end)
+
+  it("print long fields whole", function()
+    local path, msg = ("p"):rep(5000), ("m"):rep(3000)
+    local e = tide.error("EIO", msg, {op = ("o"):rep(2000), path = path})
+    assert.equal(("o"):rep(2000) .. ": " .. path .. ": EIO: " .. msg,
+                 tostring(e))
+    e = tide.error("EIO", msg, {addr = path})
+    assert.equal(path .. ": EIO: " .. msg, tostring(e))
   end)
 
   it("get a traceback when they escape a task", function()
