@@ -476,31 +476,37 @@ static int core_dump(lua_State *L) {
   lua_settop(L, 0);
   core_tasks(L);  /* 1: the list, to keep the order stable */
   luaL_buffinit(L, &b);
+  /* Each task's text is made into one string, and the values made on the
+  ** way are dropped, before it goes into the buffer: a luaL_Buffer's box
+  ** must be just under the value added. */
   for (n = 1; lua_rawgeti(L, 1, n) != LUA_TNIL; n++) {
-    int ud = lua_gettop(L);
+    int ud = lua_gettop(L), parts = 1;
     t = tide_task_check(L, ud);
     lua_getfield(L, ud, "name");
     lua_getfield(L, ud, "where");
-    lua_pushfstring(L, "Task %d (%s) %s", (int)t->id, lua_tostring(L, -2),
+    lua_pushfstring(L, "Task %d (%s) %s", (int)t->id, lua_tostring(L, ud + 1),
                     tide__status_name(t->status));
-    luaL_addvalue(&b);
     if (t->status == TIDE_TASK_WAITING && t->wait && t->wait->what) {
-      luaL_addstring(&b, " on ");
-      luaL_addstring(&b, t->wait->what);
+      lua_pushfstring(L, " on %s", t->wait->what);
+      parts++;
     }
-    if (!lua_isnil(L, -1)) {
-      luaL_addstring(&b, ", ");
-      lua_pushvalue(L, -1);
-      luaL_addvalue(&b);
+    if (!lua_isnil(L, ud + 2)) {
+      lua_pushfstring(L, ", %s", lua_tostring(L, ud + 2));
+      parts++;
     }
-    luaL_addchar(&b, '\n');
+    lua_pushliteral(L, "\n");
+    parts++;
     if (t != rt->current && t->status != TIDE_TASK_PENDING) {
       luaL_traceback(L, t->L, NULL, 0);
-      luaL_addvalue(&b);
-      luaL_addchar(&b, '\n');
+      lua_pushliteral(L, "\n");
+      parts += 2;
     }
-    lua_settop(L, ud - 1);
+    lua_concat(L, parts);
+    lua_replace(L, ud);
+    lua_settop(L, ud);
+    luaL_addvalue(&b);
   }
+  lua_pop(L, 1); /* the nil that ended the list */
   luaL_pushresult(&b);
   return 1;
 }
