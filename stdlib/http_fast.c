@@ -21,6 +21,7 @@
 ** file waits on it.  The module's upvalue counts open connections and
 ** requests for http._stats().
 */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -162,10 +163,22 @@ static const char *const default_names[D_N] = {
     "host",           "user-agent",  "accept", "accept-encoding",
     "content-length", "content-type"};
 
+/* The head is built twice by the same code: once counting (out == NULL),
+** once writing into a buffer of exactly that size.  The caller's headers
+** are walked with lua_next, which pushes above a luaL_Buffer's box, so the
+** buffer must never grow (move its box) while they are written. */
 typedef struct {
-  luaL_Buffer *b;
+  char *out;
+  size_t n;
   int given[D_N];
 } headb_t;
+
+static void put(headb_t *hb, const char *s, size_t n) {
+  if (hb->out) memcpy(hb->out + hb->n, s, n);
+  hb->n += n;
+}
+
+static void put_str(headb_t *hb, const char *s) { put(hb, s, strlen(s)); }
 
 static int note_header(void *ud, const char *name, size_t nlen, const char *v,
                        size_t vlen) {
@@ -181,11 +194,48 @@ static int note_header(void *ud, const char *name, size_t nlen, const char *v,
 static int add_header(void *ud, const char *name, size_t nlen, const char *v,
                       size_t vlen) {
   headb_t *hb = (headb_t *)ud;
-  luaL_addlstring(hb->b, name, nlen);
-  luaL_addlstring(hb->b, ": ", 2);
-  luaL_addlstring(hb->b, v, vlen);
-  luaL_addlstring(hb->b, "\r\n", 2);
+  put(hb, name, nlen);
+  put(hb, ": ", 2);
+  put(hb, v, vlen);
+  put(hb, "\r\n", 2);
   return 0;
+}
+
+typedef struct {
+  const char *method, *target, *host;
+  size_t mlen, tlen, hlen;
+  int has_headers, has_body;
+  lua_Integer blen;
+} headreq_t;
+
+/* Count or write (see headb_t) the head of rq; L's index 4 holds the
+** caller's headers when rq->has_headers. */
+static void build_head(lua_State *L, const headreq_t *rq, headb_t *hb) {
+  hb->n = 0;
+  put(hb, rq->method, rq->mlen);
+  put(hb, " ", 1);
+  put(hb, rq->target, rq->tlen);
+  put_str(hb, " HTTP/1.1\r\n");
+  if (!hb->given[D_HOST]) {
+    put_str(hb, "Host: ");
+    put(hb, rq->host, rq->hlen);
+    put_str(hb, "\r\n");
+  }
+  if (!hb->given[D_UA]) put_str(hb, "User-Agent: " USER_AGENT "\r\n");
+  if (!hb->given[D_ACCEPT]) put_str(hb, "Accept: */*\r\n");
+  if (!hb->given[D_AE]) put_str(hb, "Accept-Encoding: gzip, deflate\r\n");
+  if (rq->has_headers) tide__http_each_header(L, 4, add_header, hb);
+  if (rq->has_body) {
+    if (!hb->given[D_CLEN]) {
+      char line[64];
+      snprintf(line, sizeof line, "Content-Length: %lld\r\n",
+               (long long)rq->blen);
+      put_str(hb, line);
+    }
+    if (!hb->given[D_CTYPE])
+      put_str(hb, "Content-Type: application/x-www-form-urlencoded\r\n");
+  }
+  put_str(hb, "\r\n");
 }
 
 /* head(method, target, host, headers|nil, body_len|nil) -> the request head
@@ -195,46 +245,27 @@ static int add_header(void *ud, const char *name, size_t nlen, const char *v,
 ** goes with it.  Checks that the caller is a task that can suspend, so a
 ** request fails before it connects anywhere.  [-0, +1, e] */
 static int fast_head(lua_State *L) {
-  size_t mlen, tlen, hlen;
-  const char *method = luaL_checklstring(L, 1, &mlen);
-  const char *target = luaL_checklstring(L, 2, &tlen);
-  const char *host = luaL_checklstring(L, 3, &hlen);
-  int has_headers = lua_istable(L, 4);
-  int has_body = !lua_isnoneornil(L, 5);
-  lua_Integer blen = has_body ? luaL_checkinteger(L, 5) : 0;
+  headreq_t rq;
   luaL_Buffer b;
   headb_t hb;
-  if (!tide__http_is_token(method, mlen))
+  size_t total;
+  rq.method = luaL_checklstring(L, 1, &rq.mlen);
+  rq.target = luaL_checklstring(L, 2, &rq.tlen);
+  rq.host = luaL_checklstring(L, 3, &rq.hlen);
+  rq.has_headers = lua_istable(L, 4);
+  rq.has_body = !lua_isnoneornil(L, 5);
+  rq.blen = rq.has_body ? luaL_checkinteger(L, 5) : 0;
+  if (!tide__http_is_token(rq.method, rq.mlen))
     luaL_error(L, "bad argument #1 to 'request' (invalid HTTP method)");
   lua_settop(L, 5);
   memset(&hb, 0, sizeof hb);
-  if (has_headers) tide__http_each_header(L, 4, note_header, &hb);
+  if (rq.has_headers) tide__http_each_header(L, 4, note_header, &hb);
   tide_async_check(L, "http.request");
-  luaL_buffinit(L, &b);
-  hb.b = &b;
-  luaL_addlstring(&b, method, mlen);
-  luaL_addchar(&b, ' ');
-  luaL_addlstring(&b, target, tlen);
-  luaL_addstring(&b, " HTTP/1.1\r\n");
-  if (!hb.given[D_HOST]) {
-    luaL_addstring(&b, "Host: ");
-    luaL_addlstring(&b, host, hlen);
-    luaL_addstring(&b, "\r\n");
-  }
-  if (!hb.given[D_UA]) luaL_addstring(&b, "User-Agent: " USER_AGENT "\r\n");
-  if (!hb.given[D_ACCEPT]) luaL_addstring(&b, "Accept: */*\r\n");
-  if (!hb.given[D_AE]) luaL_addstring(&b, "Accept-Encoding: gzip, deflate\r\n");
-  if (has_headers) tide__http_each_header(L, 4, add_header, &hb);
-  if (has_body) {
-    if (!hb.given[D_CLEN]) {
-      lua_pushfstring(L, "Content-Length: %I\r\n", blen);
-      luaL_addvalue(&b);
-    }
-    if (!hb.given[D_CTYPE])
-      luaL_addstring(&b, "Content-Type: application/x-www-form-urlencoded\r\n");
-  }
-  luaL_addstring(&b, "\r\n");
-  luaL_pushresult(&b);
+  build_head(L, &rq, &hb);
+  total = hb.n;
+  hb.out = luaL_buffinitsize(L, &b, total);
+  build_head(L, &rq, &hb);
+  luaL_pushresultsize(&b, total);
   return 1;
 }
 

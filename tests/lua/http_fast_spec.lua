@@ -211,6 +211,24 @@ describe("http_client plain-HTTP path", function()
       peer.stop()
       settle()
     end)
+
+    it("sends headers far longer than a Lua buffer starts with", function()
+      local peer = raw_server(function() return ok_reply("") end)
+      local big, many = ("b"):rep(6000), {}
+      for i = 1, 50 do many[i] = ("v%d-"):format(i) .. ("x"):rep(100) end
+      http.get(peer.url("/big"), {headers = {["X-Big"] = big,
+                                             ["X-Many"] = many}})
+      -- the peer's read_until leaves out the blank line's CRLF CRLF
+      local head = peer.heads[1] .. "\r\n"
+      assert.matches("^GET /big HTTP/1%.1\r\n", head)
+      assert.truthy(head:find("\r\nX-Big: " .. big .. "\r\n", 1, true))
+      for i = 1, 50 do
+        assert.truthy(head:find("\r\nX-Many: " .. many[i] .. "\r\n", 1,
+                                true), i)
+      end
+      peer.stop()
+      settle()
+    end)
   end)
 
   describe("framing", function()
