@@ -287,9 +287,6 @@ void tide__rp_input(rp_t *rp, const char *data, size_t len) {
   rp->len = len;
 }
 
-/* Run the parser over the input view until it pauses (head or message
-** complete), runs out of input, or fails.  eof: the peer has finished
-** sending.  Returns STEP_OK, STEP_MORE or STEP_ERROR. */
 /* http-parser's own cap on a head (80 KiB, compiled into the library and
 ** only changeable process-wide) is below the 100 KiB that curl, and so the
 ** client, allows.  In response mode the rp's own head_bytes limit applies
@@ -308,6 +305,9 @@ static size_t exec_response(rp_t *rp, size_t avail) {
   return done;
 }
 
+/* Run the parser over the input view until it pauses (head or message
+** complete), runs out of input, or fails.  eof: the peer has finished
+** sending.  Returns STEP_OK, STEP_MORE or STEP_ERROR. */
 int tide__rp_exec(rp_t *rp, int eof) {
   size_t avail = rp->len - rp->off, n;
   enum http_errno e;
