@@ -125,7 +125,10 @@ static void *pool_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     return ptr;
   p = nsize <= ALLOC_MAX ? take(a, class_of(nsize)) : malloc(nsize);
   if (!p) {
-    /* Lua counts on a shrink never failing; the old block is big enough. */
+    /* Lua counts on a shrink never failing; the old block is big enough.
+    ** (A malloced block kept this way is later taken for a class block:
+    ** it is never handed back to malloc, which costs its memory only in a
+    ** process that already ran out of it.) */
     return (ptr && nsize <= osize) ? ptr : NULL;
   }
   if (ptr) {
