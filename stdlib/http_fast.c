@@ -104,15 +104,15 @@ static void check_value(lua_State *L, const char *name, int vidx) {
                name);
 }
 
-/* Call fn for each header of the table at idx (name -> value, or name ->
-** list of values for a repeated header), after checking all of them, so
-** that fn runs only once nothing can raise a usage error: names must be
-** tokens, values strings or numbers without CR, LF or NUL.  fn returns
-** non-zero to stop (out of memory); the walk returns that value.
-** [-0, +0, v] */
-int tide__http_each_header(lua_State *L, int idx, tide_header_fn fn, void *ud) {
+/* Walk the headers of the table at idx (name -> value, or name -> list of
+** values for a repeated header): from pass `from` to pass 1.  Pass 0
+** checks them all (names must be tokens, values strings or numbers without
+** CR, LF or NUL), pass 1 calls fn on each; fn returns non-zero to stop (out
+** of memory), and the walk returns that value.  [-0, +0, v] */
+static int walk_headers(lua_State *L, int idx, tide_header_fn fn, void *ud,
+                        int from) {
   int pass, stop = 0;
-  for (pass = 0; pass < 2 && !stop; pass++) {
+  for (pass = from; pass < 2 && !stop; pass++) {
     lua_pushnil(L);
     while (lua_next(L, idx)) {
       size_t nlen, vlen;
@@ -153,6 +153,14 @@ int tide__http_each_header(lua_State *L, int idx, tide_header_fn fn, void *ud) {
     }
   }
   return stop;
+}
+
+/* Call fn for each header of the table at idx after checking all of
+** them, so that fn runs only once nothing can raise a usage error.
+** [-0, +0, v] */
+int tide__http_each_header(lua_State *L, int idx, tide_header_fn fn,
+                           void *ud) {
+  return walk_headers(L, idx, fn, ud, 0);
 }
 
 /* ---- building a request head --------------------------------------------- */
@@ -224,7 +232,8 @@ static void build_head(lua_State *L, const headreq_t *rq, headb_t *hb) {
   if (!hb->given[D_UA]) put_str(hb, "User-Agent: " USER_AGENT "\r\n");
   if (!hb->given[D_ACCEPT]) put_str(hb, "Accept: */*\r\n");
   if (!hb->given[D_AE]) put_str(hb, "Accept-Encoding: gzip, deflate\r\n");
-  if (rq->has_headers) tide__http_each_header(L, 4, add_header, hb);
+  /* checked by fast_head's first walk */
+  if (rq->has_headers) walk_headers(L, 4, add_header, hb, 1);
   if (rq->has_body) {
     if (!hb->given[D_CLEN]) {
       char line[64];
