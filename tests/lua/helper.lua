@@ -24,5 +24,15 @@ function helper.tide(code, args)
   return status, out
 end
 
+-- Call fn(...), which must raise a tide.Error; returns its code and the
+-- error.
+function helper.errcode(fn, ...)
+  local assert = require "luassert"
+  local ok, err = pcall(fn, ...)
+  assert.is_false(ok, "expected an error")
+  assert.is_true(tide.is_error(err), "not a tide.Error: " .. tostring(err))
+  return err.code, err
+end
+
 _G.helper = helper
 return helper

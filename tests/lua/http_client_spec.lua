@@ -56,12 +56,7 @@ local function assert_clean()
   assert.equal(0, st.live)
 end
 
-local function errcode(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  assert.is_true(tide.is_error(err), "not a tide.Error: " .. tostring(err))
-  return err.code, err
-end
+local errcode = helper.errcode
 
 describe("tide.http_client", function()
   local srv

@@ -11,12 +11,7 @@ local net = require "tide.net"
 local http = require "tide.http_client"
 local handles = require("tide._net")._handles
 
-local function errcode(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  assert.is_true(tide.is_error(err), "not a tide.Error: " .. tostring(err))
-  return err.code, err
-end
+local errcode = helper.errcode
 
 -- Let garbage and closing handles go before counting anything.
 local function settle()
