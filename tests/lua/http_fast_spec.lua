@@ -512,6 +512,13 @@ describe("http_client plain-HTTP path", function()
       cancelled(function() return http.get(url("/ok")) end)
     end)
 
+    it("while resolving the host name", function()
+      -- the task's first run ends in the resolver's thread-pool job
+      cancelled(function()
+        return http.get(("http://localhost:%d/ok"):format(port))
+      end, 0)
+    end)
+
     it("while connecting (the first await point)", function()
       cancelled(function() return http.get(url("/ok")) end, 0)
     end)
