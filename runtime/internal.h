@@ -24,6 +24,12 @@ struct tide_timer {
   void (*fire)(tide_timer_t *tm);
 };
 
+/* A heap slot: the node's key, copied in, and the node. */
+typedef struct tide_heapent {
+  uint64_t due, seq;
+  tide_timer_t *tm;
+} tide_heapent_t;
+
 /* A tide.timeout scope on a task's stack of deadlines. */
 typedef struct tide_deadline tide_deadline_t;
 struct tide_deadline {
@@ -126,7 +132,7 @@ struct tide_runtime {
   size_t nlive;
   tide_task_t *current;     /* the task being resumed */
   tide_nest_t *nest;        /* user coroutines running inside current */
-  tide_timer_t **heap;
+  tide_heapent_t *heap;
   size_t nheap, heapcap;
   uint64_t timer_seq;
   uint64_t next_id;

@@ -55,6 +55,48 @@ describe("tide.sleep", function()
     assert.same({0.01, 0.02, 0.03}, order)
   end)
 
+  it("keeps deadline order over thousands of sleepers, some cancelled", function()
+    -- Enough sleepers for a deep timer heap, with equal deadlines (FIFO
+    -- among them) and cancels that take nodes out of its middle.  Of two
+    -- sleepers, the one spawned first with the shorter or equal sleep must
+    -- wake first; a cancelled one must never wake.
+    local rng = math.random
+    math.randomseed(2)
+    local n, woke, tasks, dur, cancelled = 3000, {}, {}, {}, {}
+    for i = 1, n do
+      dur[i] = rng(0, 20) / 1000
+      tasks[i] = tide.spawn(function()
+        tide.sleep(dur[i])
+        woke[#woke + 1] = i
+      end)
+    end
+    tide.sleep(0) -- every sleeper is now in the heap
+    for i = 1, n, 7 do
+      tasks[i]:cancel()
+      cancelled[i] = true
+    end
+    tide.wait(tasks)
+    local pos = {}
+    for k, i in ipairs(woke) do
+      assert.is_nil(cancelled[i], "a cancelled sleeper woke")
+      pos[i] = k
+    end
+    local expect = 0
+    for i = 1, n do if not cancelled[i] then expect = expect + 1 end end
+    assert.equal(expect, #woke)
+    -- Compare each sleeper with the next ones of shorter-or-equal and
+    -- longer sleeps (all pairs would be quadratic).
+    for i = 1, n - 1 do
+      for j = i + 1, math.min(n, i + 50) do
+        if pos[i] and pos[j] and dur[i] <= dur[j] then
+          assert(pos[i] < pos[j], ("sleeper %d (%g s) woke after %d (%g s)")
+                 :format(i, dur[i], j, dur[j]))
+        end
+      end
+    end
+    assert_clean()
+  end)
+
   it("rejects a non-number", function()
     local e = err_of(tide.sleep, "soon")
     assert.matches("bad argument #1 to 'tide.sleep'", e)
