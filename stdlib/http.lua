@@ -10,9 +10,10 @@
 local S = require "tide.http_server"
 local tide = require "tide"
 
-local spawn, is_error, future = tide.spawn, tide.is_error, tide.future
-local type, pcall, xpcall, error, tostring, setmetatable =
-  type, pcall, xpcall, error, tostring, setmetatable
+local spawn, current = tide.spawn, tide.current
+local is_error, future = tide.is_error, tide.future
+local type, pcall, xpcall, error, tostring, setmetatable, next, pairs =
+  type, pcall, xpcall, error, tostring, setmetatable, next, pairs
 local traceback = debug.traceback
 
 local http = {}
@@ -135,7 +136,25 @@ local function settle(srv)
   end
 end
 
+-- A connection's task owns it from its first run.  A task cancelled before
+-- that never runs (tide's rule for every task), so until then the
+-- connection waits in srv._unclaimed, and the accept loop closes those of
+-- tasks that ended unstarted: when it next accepts, and when it ends.
+local function release_unclaimed(srv)
+  local unclaimed = srv._unclaimed
+  if next(unclaimed) == nil then return end
+  for t, conn in pairs(unclaimed) do
+    if t:done() then
+      unclaimed[t] = nil
+      conn:close()
+      srv._conns = srv._conns - 1
+    end
+  end
+  settle(srv)
+end
+
 local function conn_task(srv, conn, handler)
+  srv._unclaimed[current()] = nil
   local c <close> = conn
   local ok, err = pcall(serve_conn, srv, conn, handler)
   c:close()
@@ -148,6 +167,7 @@ local function accept_loop(srv, l, handler)
   local ok, err = pcall(function()
     while true do
       local ok, conn = pcall(l.accept, l)
+      release_unclaimed(srv)
       if not ok then
         if not is_error(conn) or is_error(conn, "ECANCELED") then
           error(conn, 0)
@@ -159,13 +179,16 @@ local function accept_loop(srv, l, handler)
         return
       else
         srv._conns = srv._conns + 1
-        spawn(conn_task, srv, conn, handler).name = "http.conn"
+        local t = spawn(conn_task, srv, conn, handler)
+        t.name = "http.conn"
+        srv._unclaimed[t] = conn
       end
     end
   end)
   l:close()
   srv._closed = true
   srv._accepting = false
+  release_unclaimed(srv)
   settle(srv)
   if not ok then error(err, 0) end
 end
@@ -196,7 +219,7 @@ function http.serve(opts)
                                   limits = opts.limits})
   local srv = setmetatable({
     host = host, port = l:port(), log = opts.log or default_log,
-    _l = l, _conns = 0, _closed = false, _accepting = true,
+    _l = l, _conns = 0, _unclaimed = {}, _closed = false, _accepting = true,
     _done = future(),
   }, Server)
   srv._task = spawn(accept_loop, srv, l, handler)

@@ -6,9 +6,10 @@
 local C = require "tide._net"
 local tide = require "tide"
 
-local spawn, is_error, new_error = tide.spawn, tide.is_error, tide.error
-local type, error, xpcall, tostring, setmetatable =
-  type, error, xpcall, tostring, setmetatable
+local spawn, current = tide.spawn, tide.current
+local is_error, new_error = tide.is_error, tide.error
+local type, error, xpcall, tostring, setmetatable, next, pairs =
+  type, error, xpcall, tostring, setmetatable, next, pairs
 local traceback = debug.traceback
 local connect_tcp, connect_pipe = C.connect_tcp, C.connect_pipe
 local resolve, is_ip = C.resolve, C.is_ip
@@ -122,9 +123,27 @@ local function settle(srv)
   end
 end
 
+-- A connection's task owns its stream from its first run.  A task cancelled
+-- before that never runs (tide's rule for every task), so until then the
+-- stream waits in srv._unclaimed, and the accept loop closes the streams of
+-- tasks that ended unstarted: when it next accepts, and when it ends.
+local function release_unclaimed(srv)
+  local unclaimed = srv._unclaimed
+  if next(unclaimed) == nil then return end
+  for t, s in pairs(unclaimed) do
+    if t:done() then
+      unclaimed[t] = nil
+      s:close()
+      srv._n = srv._n - 1
+    end
+  end
+  settle(srv)
+end
+
 -- The task of one connection: run the handler, close the stream whatever
 -- happens, log a failure (a cancel is passed on, not logged).
 local function serve_one(srv, s)
+  srv._unclaimed[current()] = nil
   local ok, err = xpcall(srv._handler, msgh, s)
   s:close()
   srv._n = srv._n - 1
@@ -137,8 +156,14 @@ end
 
 local function accept_loop(srv)
   local c, limits = srv._c, srv._limits
+  -- However the loop ends (closed, cancelled), release what it accepted.
+  local _ <close> = setmetatable({}, {__close = function()
+    release_unclaimed(srv)
+    settle(srv)
+  end})
   while true do
     local ok, s = pcall(c.accept, c)
+    release_unclaimed(srv)
     if not ok then
       if is_error(s, "ECANCELED") or c:closed() then error(s, 0) end
       -- Out of descriptors or similar: say so and let the moment pass.
@@ -149,10 +174,9 @@ local function accept_loop(srv)
     else
       if limits then s:limits(limits) end
       srv._n = srv._n + 1
-      spawn(serve_one, srv, s)
+      srv._unclaimed[spawn(serve_one, srv, s)] = s
     end
   end
-  settle(srv)
 end
 
 -- listen{host=, port=, path=, backlog=, handler=, limits=} -> Server
@@ -180,7 +204,7 @@ function net.listen(opts)
     c = C.listen_tcp(host, port, backlog)
   end
   local srv = setmetatable({
-    _c = c, _handler = handler, _limits = limits, _n = 0,
+    _c = c, _handler = handler, _limits = limits, _n = 0, _unclaimed = {},
     host = host, port = c:port(), path = path,
   }, Server)
   if handler then

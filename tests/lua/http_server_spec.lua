@@ -673,6 +673,39 @@ function req(method, path, body) {
     assert.equal(before, handles())
   end)
 
+  it("closes the connection of a task cancelled before it ran", function()
+    -- Such a task never runs: the accept loop closes its connection at the
+    -- next accept and when the server stops, which must not wait for it.
+    local NT, net = require "support.net", require "tide.net"
+    settle()
+    local before = handles()
+    local srv = serve(function() return "ok" end)
+    local function connect_and_cancel()
+      local known, c = NT.task_set(), nil
+      local client = tide.spawn(function()
+        c = net.connect("127.0.0.1", srv.port)
+      end)
+      known[client] = true
+      local t = NT.cancel_unstarted(known)
+      client:await()
+      return c, t
+    end
+    local c1, t = connect_and_cancel()
+    local st, body = curl(url(srv, "/"))
+    assert.equal(0, st)
+    assert.equal("ok", body)
+    assert.is_true(t:cancelled())
+    assert.is_nil(tide.wait_for(function() return c1:read() end, 5))
+    c1:close()
+    local c2 = connect_and_cancel()
+    stop(srv)
+    assert.equal(0, srv:connections())
+    assert.is_nil(tide.wait_for(function() return c2:read() end, 5))
+    c2:close()
+    settle()
+    assert.equal(before, handles())
+  end)
+
   it("cleans up when a task is cancelled while reading a body", function()
     settle()
     local before = handles()

@@ -602,6 +602,50 @@ describe("tide.net servers", function()
     assert.matches("served", out)
   end)
 
+  it("closes the stream of a connection task cancelled before it ran", function()
+    -- Such a task never runs, so it cannot close its stream: the accept
+    -- loop does, at its next accept and when it ends; wait() must not
+    -- wait for it forever.
+    local served = 0
+    local srv = net.listen{port = 0, handler = function(s)
+      served = served + 1
+      s:write("hi\n")
+    end}
+    local before = T.handles()
+    local known = T.task_set()
+    local c1
+    local client = tide.spawn(function()
+      c1 = net.connect("127.0.0.1", srv.port)
+    end)
+    known[client] = true
+    local t = T.cancel_unstarted(known)
+    client:await()
+    -- the next accept releases the first connection
+    local c2 = net.connect("127.0.0.1", srv.port)
+    assert.equal("hi", c2:read_line())
+    c2:close()
+    assert.is_true(t:cancelled())
+    assert.is_nil(tide.wait_for(function() return c1:read() end, 5))
+    c1:close()
+    assert.equal(1, served)
+    -- and one cancelled at the end is released when the loop ends
+    known = T.task_set()
+    local c3
+    client = tide.spawn(function()
+      c3 = net.connect("127.0.0.1", srv.port)
+    end)
+    known[client] = true
+    T.cancel_unstarted(known)
+    client:await()
+    srv:close()
+    tide.wait_for(function() srv:wait() end, 5)
+    assert.is_nil(tide.wait_for(function() return c3:read() end, 5))
+    c3:close()
+    assert.equal(1, served)
+    -- the listener is gone, and so is every stream
+    T.until_true(function() return T.handles() == before - 1 end)
+  end)
+
   it("raises EADDRINUSE for a busy port and stops accepting on close", function()
     local srv = T.echo_server{port = 0}
     local err = errof(net.listen, {port = srv.port, handler = function() end})

@@ -53,6 +53,30 @@ function M.until_true(pred, secs)
   end
 end
 
+-- Cancel the next task spawned that is not in `known` (a set of tasks)
+-- while it is still pending, that is before it first runs; returns it.
+-- Polls with sleep(0), so it runs ahead of tasks queued after it.
+function M.cancel_unstarted(known, secs)
+  local deadline = tide.now() + (secs or 5)
+  while true do
+    for _, t in ipairs(tide.tasks()) do
+      if not known[t] and t.status == "pending" then
+        t:cancel()
+        return t
+      end
+    end
+    if tide.now() > deadline then error("no new pending task", 2) end
+    tide.sleep(0)
+  end
+end
+
+-- The set of the live tasks.
+function M.task_set()
+  local set = {}
+  for _, t in ipairs(tide.tasks()) do set[t] = true end
+  return set
+end
+
 -- A string of n pseudo-random bytes (deterministic).
 function M.blob(n)
   local parts, x = {}, 12345
