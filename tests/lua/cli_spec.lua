@@ -31,6 +31,34 @@ describe("the tide command", function()
     assert.equal("x\ty\n", out)
   end)
 
+  it("runs its stdlib the same from bytecode and from source", function()
+    -- The stdlib is embedded as bytecode and as source; TIDE_NO_BYTECODE=1
+    -- forces the source, as a liblua other than the build's does.  Both
+    -- must load every module and keep the real file names and lines.
+    local path = tmpfile([[
+      for _, m in ipairs{"tide.fs", "tide.net", "tide.http", "tide.sync",
+                         "tide.signal"} do
+        assert(type(require(m)) == "table", m)
+      end
+      local info = debug.getinfo(tide.gather, "S")
+      print(info.source, info.linedefined, info.lastlinedefined)
+      local ok, err = pcall(tide.timeout, 0.01, function() tide.sleep(1) end)
+      print(ok, err)
+      local _, tb = xpcall(tide.gather, debug.traceback,
+                           function() error("boom") end)
+      for where in tb:gmatch("stdlib/[%w_]+%.lua:%d+") do print(where) end
+    ]])
+    local st1, out1 = run(path)
+    local st2, out2 = run(path, "TIDE_NO_BYTECODE=1")
+    os.remove(path)
+    assert.equal(0, st1, out1)
+    assert.equal(0, st2, out2)
+    assert.matches("^@stdlib/tide%.lua\t%d+\t%d+\n", out1)
+    assert.matches("ETIMEDOUT", out1)
+    assert.matches("\nstdlib/tide%.lua:%d+\n", out1)
+    assert.equal(out1, out2)
+  end)
+
   it("skips a #! first line", function()
     local path = tmpfile("#!/usr/bin/env tide\nprint('ran')\n")
     local status, out = run(path)
