@@ -11,9 +11,10 @@ local S = require "tide.http_server"
 local tide = require "tide"
 
 local spawn, current = tide.spawn, tide.current
+local release_unstarted = tide._release_unstarted
 local is_error, future = tide.is_error, tide.future
-local type, pcall, xpcall, error, tostring, setmetatable, next, pairs =
-  type, pcall, xpcall, error, tostring, setmetatable, next, pairs
+local type, pcall, xpcall, error, tostring, setmetatable =
+  type, pcall, xpcall, error, tostring, setmetatable
 local traceback = debug.traceback
 
 local http = {}
@@ -136,21 +137,15 @@ local function settle(srv)
   end
 end
 
--- A connection's task owns it from its first run.  A task cancelled before
--- that never runs (tide's rule for every task), so until then the
--- connection waits in srv._unclaimed, and the accept loop closes those of
--- tasks that ended unstarted: when it next accepts, and when it ends.
+-- Until its task first runs, a connection waits in srv._unclaimed; the
+-- accept loop closes those of tasks cancelled before that (see
+-- tide._release_unstarted) when it next accepts and when it ends.
 local function release_unclaimed(srv)
-  local unclaimed = srv._unclaimed
-  if next(unclaimed) == nil then return end
-  for t, conn in pairs(unclaimed) do
-    if t:done() then
-      unclaimed[t] = nil
-      conn:close()
-      srv._conns = srv._conns - 1
-    end
+  local n = release_unstarted(srv._unclaimed)
+  if n > 0 then
+    srv._conns = srv._conns - n
+    settle(srv)
   end
-  settle(srv)
 end
 
 local function conn_task(srv, conn, handler)

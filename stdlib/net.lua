@@ -7,9 +7,10 @@ local C = require "tide._net"
 local tide = require "tide"
 
 local spawn, current = tide.spawn, tide.current
+local release_unstarted = tide._release_unstarted
 local is_error, new_error = tide.is_error, tide.error
-local type, error, xpcall, tostring, setmetatable, next, pairs =
-  type, error, xpcall, tostring, setmetatable, next, pairs
+local type, error, xpcall, tostring, setmetatable =
+  type, error, xpcall, tostring, setmetatable
 local traceback = debug.traceback
 local connect_tcp, connect_pipe = C.connect_tcp, C.connect_pipe
 local resolve, is_ip = C.resolve, C.is_ip
@@ -123,21 +124,15 @@ local function settle(srv)
   end
 end
 
--- A connection's task owns its stream from its first run.  A task cancelled
--- before that never runs (tide's rule for every task), so until then the
--- stream waits in srv._unclaimed, and the accept loop closes the streams of
--- tasks that ended unstarted: when it next accepts, and when it ends.
+-- Until its task first runs, a connection waits in srv._unclaimed; the
+-- accept loop closes those of tasks cancelled before that (see
+-- tide._release_unstarted) when it next accepts and when it ends.
 local function release_unclaimed(srv)
-  local unclaimed = srv._unclaimed
-  if next(unclaimed) == nil then return end
-  for t, s in pairs(unclaimed) do
-    if t:done() then
-      unclaimed[t] = nil
-      s:close()
-      srv._n = srv._n - 1
-    end
+  local n = release_unstarted(srv._unclaimed)
+  if n > 0 then
+    srv._n = srv._n - n
+    settle(srv)
   end
-  settle(srv)
 end
 
 -- The task of one connection: run the handler, close the stream whatever

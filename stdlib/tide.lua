@@ -18,6 +18,23 @@ for k, v in pairs(C) do
 end
 tide._stats = C._stats
 
+-- For servers that spawn a task per connection: `set` maps each task that
+-- has not run yet to the connection it is to own (the task takes it out of
+-- `set` when it starts).  A task cancelled before its first run never runs,
+-- so nothing else would close that connection: close those of the tasks in
+-- `set` that have ended.  Returns how many it closed.
+function tide._release_unstarted(set)
+  local n = 0
+  for t, conn in pairs(set) do
+    if t:done() then
+      set[t] = nil
+      conn:close()
+      n = n + 1
+    end
+  end
+  return n
+end
+
 local registry = debug.getregistry()
 local Task, FailedTask = registry["tide.Task"], registry["tide.Task(failed)"]
 
