@@ -676,28 +676,18 @@ function req(method, path, body) {
   it("closes the connection of a task cancelled before it ran", function()
     -- Such a task never runs: the accept loop closes its connection at the
     -- next accept and when the server stops, which must not wait for it.
-    local NT, net = require "support.net", require "tide.net"
+    local NT = require "support.net"
     settle()
     local before = handles()
     local srv = serve(function() return "ok" end)
-    local function connect_and_cancel()
-      local known, c = NT.task_set(), nil
-      local client = tide.spawn(function()
-        c = net.connect("127.0.0.1", srv.port)
-      end)
-      known[client] = true
-      local t = NT.cancel_unstarted(known)
-      client:await()
-      return c, t
-    end
-    local c1, t = connect_and_cancel()
+    local c1, t = NT.connect_cancelled(srv.port)
     local st, body = curl(url(srv, "/"))
     assert.equal(0, st)
     assert.equal("ok", body)
     assert.is_true(t:cancelled())
     assert.is_nil(tide.wait_for(function() return c1:read() end, 5))
     c1:close()
-    local c2 = connect_and_cancel()
+    local c2 = NT.connect_cancelled(srv.port)
     stop(srv)
     assert.equal(0, srv:connections())
     assert.is_nil(tide.wait_for(function() return c2:read() end, 5))

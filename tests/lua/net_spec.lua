@@ -612,14 +612,7 @@ describe("tide.net servers", function()
       s:write("hi\n")
     end}
     local before = T.handles()
-    local known = T.task_set()
-    local c1
-    local client = tide.spawn(function()
-      c1 = net.connect("127.0.0.1", srv.port)
-    end)
-    known[client] = true
-    local t = T.cancel_unstarted(known)
-    client:await()
+    local c1, t = T.connect_cancelled(srv.port)
     -- the next accept releases the first connection
     local c2 = net.connect("127.0.0.1", srv.port)
     assert.equal("hi", c2:read_line())
@@ -629,14 +622,7 @@ describe("tide.net servers", function()
     c1:close()
     assert.equal(1, served)
     -- and one cancelled at the end is released when the loop ends
-    known = T.task_set()
-    local c3
-    client = tide.spawn(function()
-      c3 = net.connect("127.0.0.1", srv.port)
-    end)
-    known[client] = true
-    T.cancel_unstarted(known)
-    client:await()
+    local c3 = T.connect_cancelled(srv.port)
     srv:close()
     tide.wait_for(function() srv:wait() end, 5)
     assert.is_nil(tide.wait_for(function() return c3:read() end, 5))

@@ -53,28 +53,26 @@ function M.until_true(pred, secs)
   end
 end
 
--- Cancel the next task spawned that is not in `known` (a set of tasks)
--- while it is still pending, that is before it first runs; returns it.
--- Polls with sleep(0), so it runs ahead of tasks queued after it.
-function M.cancel_unstarted(known, secs)
-  local deadline = tide.now() + (secs or 5)
+-- Connect to the server on `port` and cancel the task it spawns for the
+-- connection while that task is still pending, that is before it first
+-- runs.  Returns the client's stream and the cancelled task.  Polls with
+-- sleep(0), so this task runs ahead of tasks queued after it.
+function M.connect_cancelled(port)
+  local known, c = {}, nil
+  for _, t in ipairs(tide.tasks()) do known[t] = true end
+  known[tide.spawn(function() c = net.connect("127.0.0.1", port) end)] = true
+  local deadline = tide.now() + 5
   while true do
     for _, t in ipairs(tide.tasks()) do
       if not known[t] and t.status == "pending" then
         t:cancel()
-        return t
+        M.until_true(function() return c ~= nil end)
+        return c, t
       end
     end
-    if tide.now() > deadline then error("no new pending task", 2) end
+    if tide.now() > deadline then error("no connection task", 2) end
     tide.sleep(0)
   end
-end
-
--- The set of the live tasks.
-function M.task_set()
-  local set = {}
-  for _, t in ipairs(tide.tasks()) do set[t] = true end
-  return set
 end
 
 -- A string of n pseudo-random bytes (deterministic).
