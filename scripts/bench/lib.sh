@@ -104,18 +104,21 @@ bench_scale() {
   fi
 }
 
-# bench_run ID [--pin] -- CMD [ARG...]: run CMD BENCH_REPEAT times and record
-# its key=value figures plus wall_s and rss_kb under ID.  --pin pins it to
-# one core (use it for single-threaded runtimes only: pinning Node.js would
-# also pin its garbage collector's helper threads).  If a run fails, its
+# bench_run ID [--pin] [--append] -- CMD [ARG...]: run CMD BENCH_REPEAT times
+# and record its key=value figures plus wall_s and rss_kb under ID.  --pin
+# pins it to one core (use it for single-threaded runtimes only: pinning
+# Node.js would also pin its garbage collector's helper threads).  --append
+# adds to the runs ID already has instead of starting afresh, so a script can
+# alternate the runs of tide and a peer (see core/run.sh).  If a run fails, its
 # output is shown, the ID has no figures (its rows show n/a) and BENCH_ERRORS
 # is counted up, so run.sh exits 1 at the end; the other runs go on.
 bench_run() {
-  local id=$1 pin=0 i out err tm
+  local id=$1 pin=0 append=0 i out err tm
   shift
   while [ $# -gt 0 ]; do
     case $1 in
       --pin) pin=1; shift ;;
+      --append) append=1; shift ;;
       --) shift; break ;;
       *) bench_log "bench_run: unknown option $1"; return 2 ;;
     esac
@@ -125,7 +128,7 @@ bench_run() {
   out=$BENCH_TMP/$id.out
   err=$BENCH_TMP/$id.err
   tm=$BENCH_TMP/$id.time
-  rm -f "$BENCH_TMP/$id.samples"
+  [ "$append" = 1 ] || rm -f "$BENCH_TMP/$id.samples"
   for ((i = 1; i <= BENCH_REPEAT; i++)); do
     [ "$BENCH_VERBOSE" = 1 ] && bench_log "bench: [$id $i/$BENCH_REPEAT] ${prefix[*]} $*"
     if ! "$BENCH_TIME" -o "$tm" -f '%e %M' "${prefix[@]}" "$@" >"$out" 2>"$err"; then
