@@ -19,12 +19,12 @@
 typedef struct tide_timer tide_timer_t;
 struct tide_timer {
   uint64_t due;   /* loop time in ms */
-  uint64_t seq;   /* FIFO order among equal deadlines */
   int index;      /* position in the heap, -1 when not armed */
   void (*fire)(tide_timer_t *tm);
 };
 
-/* A heap slot: the node's key, copied in, and the node. */
+/* A heap slot: the node's key (its due time, and a sequence number for FIFO
+** order among equal deadlines) and the node. */
 typedef struct tide_heapent {
   uint64_t due, seq;
   tide_timer_t *tm;

@@ -85,7 +85,6 @@ static int heap_remove(tide_runtime_t *rt, tide_timer_t *tm) {
 
 void tide__timer_init(tide_timer_t *tm, void (*fire)(tide_timer_t *)) {
   tm->due = 0;
-  tm->seq = 0;
   tm->index = -1;
   tm->fire = fire;
 }
@@ -97,7 +96,6 @@ void tide__timer_start(tide_runtime_t *rt, tide_timer_t *tm, double secs) {
   if (!(ms >= 0)) ms = 0;
   if (ms > 9.0e15) ms = 9.0e15;
   tm->due = tide__loop_now(rt) + (uint64_t)ms;
-  tm->seq = rt->timer_seq++;
   if (rt->nheap == rt->heapcap) {
     size_t cap = rt->heapcap ? rt->heapcap * 2 : 64;
     tide_heapent_t *h = realloc(rt->heap, cap * sizeof *h);
@@ -106,7 +104,7 @@ void tide__timer_start(tide_runtime_t *rt, tide_timer_t *tm, double secs) {
     rt->heapcap = cap;
   }
   e.due = tm->due;
-  e.seq = tm->seq;
+  e.seq = rt->timer_seq++;
   e.tm = tm;
   heap_set(rt, rt->nheap++, e);
   sift_up(rt, rt->nheap - 1);
