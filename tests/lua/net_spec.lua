@@ -632,6 +632,22 @@ describe("tide.net servers", function()
     T.until_true(function() return T.handles() == before - 1 end)
   end)
 
+  it("releases such a connection when its accept loop is cancelled", function()
+    local srv = net.listen{port = 0, handler = function(s) s:write("hi\n") end}
+    local before = T.handles()
+    local c = T.connect_cancelled(srv.port)
+    T.settle() -- the cancelled task has ended; the loop waits in accept
+    srv._task:cancel()
+    assert.equal("ECANCELED", errof(tide.await, srv._task).code)
+    assert.is_nil(tide.wait_for(function() return c:read() end, 5))
+    c:close()
+    srv:close()
+    -- wait() passes the accept loop's cancel on, and does not hang
+    local err = errof(tide.wait_for, function() srv:wait() end, 5)
+    assert.equal("ECANCELED", err.code)
+    T.until_true(function() return T.handles() == before - 1 end)
+  end)
+
   it("raises EADDRINUSE for a busy port and stops accepting on close", function()
     local srv = T.echo_server{port = 0}
     local err = errof(net.listen, {port = srv.port, handler = function() end})
