@@ -1,7 +1,6 @@
 # Generates the stdlib module table (see vm/modules.h): every stdlib/*.lua is
 # embedded as text and as the bytecode cmake/luac.c made of it (BC/<m>.luac),
-# every stdlib/*.c contributes its luaopen_tide_<m>, and BC/probe.luac is
-# the probe chunk's dump.
+# and every stdlib/*.c contributes its luaopen_tide_<m>.
 # Run as: cmake -DSRC=<stdlib dir> -DBC=<bytecode dir> -DOUT=<file.c> -P embed.cmake
 file(GLOB lua_files RELATIVE "${SRC}" "${SRC}/*.lua")
 file(GLOB c_files RELATIVE "${SRC}" "${SRC}/*.c")
@@ -20,9 +19,6 @@ function(c_bytes file var)
   set(${var} "${bytes}" PARENT_SCOPE)
   set(${var}_len ${len} PARENT_SCOPE)
 endfunction()
-c_bytes("${BC}/probe.luac" probe)
-string(APPEND data "const unsigned char tide__bc_probe[] = {\n${probe}0};\n")
-string(APPEND data "const size_t tide__bc_probe_len = ${probe_len};\n")
 foreach(f ${lua_files})
   string(REGEX REPLACE "\\.lua$" "" m "${f}")
   string(MAKE_C_IDENTIFIER "${m}" id)

@@ -2,11 +2,10 @@
 ** luac.c: the build's Lua compiler.  It compiles each stdlib module with
 ** the liblua the build links, debug information kept, so tide loads its
 ** modules as bytecode instead of parsing their source at every startup.
-** With --probe it dumps the probe chunk of vm/modules.h, which the runtime
-** compiles too and compares before it trusts the embedded bytecode.
+** It refuses to run if that liblua is not the release lua.h names, since
+** the runtime trusts the bytecode by that name (vm/modules.h).
 **
 **   tide_luac OUT CHUNKNAME IN.lua
-**   tide_luac --probe OUT
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,48 +40,49 @@ static char *slurp(const char *path, size_t *len) {
 }
 
 int main(int argc, char **argv) {
-  int probe = argc == 3 && strcmp(argv[1], "--probe") == 0;
-  const char *out = argv[probe ? 2 : 1];
   lua_State *L;
   FILE *f;
+  char *src;
+  size_t len = 0;
   int st, bad;
-  if (!probe && argc != 4) {
-    fprintf(stderr, "usage: tide_luac OUT CHUNKNAME IN.lua | --probe OUT\n");
+  if (argc != 4) {
+    fprintf(stderr, "usage: tide_luac OUT CHUNKNAME IN.lua\n");
     return 2;
   }
-  L = luaL_newstate();
-  if (!L) return 1;
-  if (probe) {
-    st = luaL_loadbufferx(L, TIDE_BC_PROBE, strlen(TIDE_BC_PROBE),
-                          TIDE_BC_PROBE_NAME, "t");
-  } else {
-    size_t len = 0;
-    char *src = slurp(argv[3], &len);
-    if (!src) {
-      fprintf(stderr, "tide_luac: cannot read %s\n", argv[3]);
-      lua_close(L);
-      return 1;
-    }
-    st = luaL_loadbufferx(L, src, len, argv[2], "t");
-    free(src);
+  if (strncmp(lua_ident, TIDE_LUA_IDENT, strlen(TIDE_LUA_IDENT)) != 0) {
+    fprintf(stderr, "tide_luac: liblua is not %s (lua.h): %s\n",
+            LUA_RELEASE, lua_ident);
+    return 1;
   }
+  src = slurp(argv[3], &len);
+  if (!src) {
+    fprintf(stderr, "tide_luac: cannot read %s\n", argv[3]);
+    return 1;
+  }
+  L = luaL_newstate();
+  if (!L) {
+    free(src);
+    return 1;
+  }
+  st = luaL_loadbufferx(L, src, len, argv[2], "t");
+  free(src);
   if (st != LUA_OK) {
     fprintf(stderr, "tide_luac: %s\n", lua_tostring(L, -1));
     lua_close(L);
     return 1;
   }
-  f = fopen(out, "wb");
+  f = fopen(argv[1], "wb");
   if (!f) {
-    fprintf(stderr, "tide_luac: cannot write %s\n", out);
+    fprintf(stderr, "tide_luac: cannot write %s\n", argv[1]);
     lua_close(L);
     return 1;
   }
-  bad = lua_dump(L, write_out, f, probe);
+  bad = lua_dump(L, write_out, f, 0);
   bad |= fclose(f) != 0;
   lua_close(L);
   if (bad) {
-    fprintf(stderr, "tide_luac: writing %s failed\n", out);
-    remove(out);
+    fprintf(stderr, "tide_luac: writing %s failed\n", argv[1]);
+    remove(argv[1]);
     return 1;
   }
   return 0;

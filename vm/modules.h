@@ -24,24 +24,11 @@ typedef struct {
 
 extern const tide_module_t tide__modules[];
 
-/* Bytecode is only valid for the Lua that made it, and a liblua of another
-** release could accept it and run it wrong.  So the build also dumps this
-** chunk (stripped), and the runtime loads the embedded bytecode only if
-** its own compiler dumps the same bytes; otherwise it compiles the source.
-** The chunk uses most kinds of instruction, so a change in their numbering
-** or encoding shows. */
-#define TIDE_BC_PROBE_NAME "=probe"
-#define TIDE_BC_PROBE \
-  "local a, b, c, K <const> = ..., 2.5, {}, 4\n" \
-  "local t = {a, b, x = a // K, [a] = a .. 's', c:m(a)}\n" \
-  "for i = 1, #t, 2 do t[i] = t[i] % 7 end\n" \
-  "for k, v in pairs(t) do a = k ~= v and a & 1 | 2 ~ 3 or a >> 1 end\n" \
-  "local function f(...) local n <close> = nil; return select('#', ...), ... end\n" \
-  "while a < 10 do a = a + 1; if a == 5 then goto out end end\n" \
-  "::out:: c.x, c[a] = -a, not a\n" \
-  "repeat b = b ^ 2 / 1 - 1 * 3 until b <= 0 or b >= 9\n" \
-  "return f(t, ~a, a << 2, a ~= b, a > b, #t, a .. b, table.unpack(t))\n"
-extern const unsigned char tide__bc_probe[];
-extern const size_t tide__bc_probe_len;
+/* Bytecode is only valid for the Lua release that made it, and a liblua of
+** another release could accept it and run it wrong.  The build compiles the
+** stdlib with the liblua of lua.h's LUA_RELEASE (tide_luac checks that), so
+** the embedded bytecode is used only when the liblua the process runs says
+** it is that release: lua_ident starts with this. */
+#define TIDE_LUA_IDENT "$LuaVersion: " LUA_RELEASE " "
 
 #endif

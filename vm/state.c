@@ -8,7 +8,6 @@
 ** and sets the `tide`, `async` and `await` globals.  It also owns the public
 ** create/close/spawn-a-chunk entry points.
 */
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,44 +17,12 @@
 #include "compat.h"
 #include "modules.h"
 
-typedef struct {
-  size_t off;
-  int same;
-} probe_cmp_t;
-
-static int probe_compare(lua_State *L, const void *p, size_t n, void *ud) {
-  probe_cmp_t *c = (probe_cmp_t *)ud;
-  (void)L;
-  if (n > tide__bc_probe_len - c->off ||
-      memcmp(tide__bc_probe + c->off, p, n) != 0) {
-    c->same = 0;
-    return 1;
-  }
-  c->off += n;
-  return 0;
-}
-
-/* Whether the liblua this process runs compiles the probe chunk to the
-** bytes the build's did (see vm/modules.h), so the embedded bytecode is
-** its own.  Decided once per process; TIDE_NO_BYTECODE=1 says no. */
-static int bytecode_usable(lua_State *L) {
-  static atomic_int verdict; /* 0 not yet known, 1 usable, -1 not */
-  int v = atomic_load_explicit(&verdict, memory_order_relaxed);
-  if (v == 0) {
-    const char *off = getenv("TIDE_NO_BYTECODE");
-    probe_cmp_t c = {0, 1};
-    int top = lua_gettop(L);
-    v = -1;
-    if (!(off && *off && strcmp(off, "0") != 0) &&
-        luaL_loadbufferx(L, TIDE_BC_PROBE, sizeof TIDE_BC_PROBE - 1,
-                         TIDE_BC_PROBE_NAME, "t") == LUA_OK) {
-      lua_dump(L, probe_compare, &c, 1);
-      if (c.same && c.off == tide__bc_probe_len) v = 1;
-    }
-    lua_settop(L, top);
-    atomic_store_explicit(&verdict, v, memory_order_relaxed);
-  }
-  return v > 0;
+/* Whether the liblua this process runs is the release that compiled the
+** embedded bytecode (see vm/modules.h).  TIDE_NO_BYTECODE=1 says no. */
+static int bytecode_usable(void) {
+  const char *off = getenv("TIDE_NO_BYTECODE");
+  if (off && *off && strcmp(off, "0") != 0) return 0;
+  return strncmp(lua_ident, TIDE_LUA_IDENT, sizeof TIDE_LUA_IDENT - 1) == 0;
 }
 
 /* package.preload loader for an embedded Lua module: upvalue 1 is the
@@ -65,7 +32,7 @@ static int load_embedded(lua_State *L) {
   const tide_module_t *m =
       &tide__modules[lua_tointeger(L, lua_upvalueindex(1))];
   int st = LUA_ERRSYNTAX, top = lua_gettop(L);
-  if (bytecode_usable(L))
+  if (bytecode_usable())
     st = luaL_loadbufferx(L, m->bc, m->bclen, m->chunk, "b");
   if (st != LUA_OK) {
     lua_settop(L, top);
