@@ -11,7 +11,7 @@ local S = require "tide.http_server"
 local tide = require "tide"
 
 local spawn, current = tide.spawn, tide.current
-local release_unstarted = tide._release_unstarted
+local new_unclaimed = tide._unclaimed
 local is_error, future = tide.is_error, tide.future
 local type, pcall, xpcall, error, tostring, setmetatable =
   type, pcall, xpcall, error, tostring, setmetatable
@@ -139,9 +139,9 @@ end
 
 -- Until its task first runs, a connection waits in srv._unclaimed; the
 -- accept loop closes those of tasks cancelled before that (see
--- tide._release_unstarted) when it next accepts and when it ends.
+-- tide._unclaimed) when it next accepts and when it ends.
 local function release_unclaimed(srv)
-  local n = release_unstarted(srv._unclaimed)
+  local n = srv._unclaimed:release()
   if n > 0 then
     srv._conns = srv._conns - n
     settle(srv)
@@ -149,7 +149,7 @@ local function release_unclaimed(srv)
 end
 
 local function conn_task(srv, conn, handler)
-  srv._unclaimed[current()] = nil
+  srv._unclaimed:claim(current())
   local c <close> = conn
   local ok, err = pcall(serve_conn, srv, conn, handler)
   c:close()
@@ -176,7 +176,7 @@ local function accept_loop(srv, l, handler)
         srv._conns = srv._conns + 1
         local t = spawn(conn_task, srv, conn, handler)
         t.name = "http.conn"
-        srv._unclaimed[t] = conn
+        srv._unclaimed:add(t, conn)
       end
     end
   end)
@@ -214,7 +214,8 @@ function http.serve(opts)
                                   limits = opts.limits})
   local srv = setmetatable({
     host = host, port = l:port(), log = opts.log or default_log,
-    _l = l, _conns = 0, _unclaimed = {}, _closed = false, _accepting = true,
+    _l = l, _conns = 0, _unclaimed = new_unclaimed(), _closed = false,
+    _accepting = true,
     _done = future(),
   }, Server)
   srv._task = spawn(accept_loop, srv, l, handler)

@@ -7,7 +7,7 @@ local C = require "tide._net"
 local tide = require "tide"
 
 local spawn, current = tide.spawn, tide.current
-local release_unstarted = tide._release_unstarted
+local new_unclaimed = tide._unclaimed
 local is_error, new_error = tide.is_error, tide.error
 local type, error, xpcall, tostring, setmetatable =
   type, error, xpcall, tostring, setmetatable
@@ -126,9 +126,9 @@ end
 
 -- Until its task first runs, a connection waits in srv._unclaimed; the
 -- accept loop closes those of tasks cancelled before that (see
--- tide._release_unstarted) when it next accepts and when it ends.
+-- tide._unclaimed) when it next accepts and when it ends.
 local function release_unclaimed(srv)
-  local n = release_unstarted(srv._unclaimed)
+  local n = srv._unclaimed:release()
   if n > 0 then
     srv._n = srv._n - n
     settle(srv)
@@ -138,7 +138,7 @@ end
 -- The task of one connection: run the handler, close the stream whatever
 -- happens, log a failure (a cancel is passed on, not logged).
 local function serve_one(srv, s)
-  srv._unclaimed[current()] = nil
+  srv._unclaimed:claim(current())
   local ok, err = xpcall(srv._handler, msgh, s)
   s:close()
   srv._n = srv._n - 1
@@ -169,7 +169,7 @@ local function accept_loop(srv)
     else
       if limits then s:limits(limits) end
       srv._n = srv._n + 1
-      srv._unclaimed[spawn(serve_one, srv, s)] = s
+      srv._unclaimed:add(spawn(serve_one, srv, s), s)
     end
   end
 end
@@ -199,7 +199,8 @@ function net.listen(opts)
     c = C.listen_tcp(host, port, backlog)
   end
   local srv = setmetatable({
-    _c = c, _handler = handler, _limits = limits, _n = 0, _unclaimed = {},
+    _c = c, _handler = handler, _limits = limits, _n = 0,
+    _unclaimed = new_unclaimed(),
     host = host, port = c:port(), path = path,
   }, Server)
   if handler then

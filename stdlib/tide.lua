@@ -18,20 +18,47 @@ for k, v in pairs(C) do
 end
 tide._stats = C._stats
 
--- For servers that spawn a task per connection: `set` maps each task that
--- has not run yet to the connection it is to own (the task takes it out of
--- `set` when it starts).  A task cancelled before its first run never runs,
--- so nothing else would close that connection: close those of the tasks in
--- `set` that have ended.  Returns how many it closed.
-function tide._release_unstarted(set)
-  local n = 0
-  for t, conn in pairs(set) do
-    if t:done() then
-      set[t] = nil
+-- For servers that spawn a task per connection: the connections whose
+-- task has not run yet.  A task cancelled before its first run never runs,
+-- so nothing else would close its connection.  The task claims its
+-- connection when it starts; release() closes those of tasks that ended
+-- unclaimed.  Tasks start in spawn order, so release() stops at the first
+-- one still waiting to run: each entry is looked at once, however many
+-- connections one run of the accept loop takes.
+local Unclaimed = {}
+Unclaimed.__index = Unclaimed
+
+function tide._unclaimed()
+  return setmetatable({conns = {}, head = 1, tail = 0}, Unclaimed)
+end
+
+function Unclaimed:add(t, conn)
+  local tail = self.tail + 1
+  self.tail = tail
+  self[tail] = t
+  self.conns[t] = conn
+end
+
+function Unclaimed:claim(t)
+  self.conns[t] = nil
+end
+
+-- Close the connections of tasks that ended unclaimed; returns how many.
+function Unclaimed:release()
+  local conns, h, n = self.conns, self.head, 0
+  while h <= self.tail do
+    local t = self[h]
+    local conn = conns[t]
+    if conn then
+      if not t:done() then break end
+      conns[t] = nil
       conn:close()
       n = n + 1
     end
+    self[h] = nil
+    h = h + 1
   end
+  self.head = h
   return n
 end
 

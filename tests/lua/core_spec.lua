@@ -741,3 +741,49 @@ describe("errors", function()
     assert.matches("core_spec.lua", e.traceback)
   end)
 end)
+
+describe("tide._unclaimed (servers' connections whose task has not run)",
+         function()
+  local function conn()
+    return {closed = false, close = function(self) self.closed = true end}
+  end
+
+  it("closes only the connections of tasks cancelled before they ran",
+     function()
+    local u = tide._unclaimed()
+    local conns, tasks = {}, {}
+    for i = 1, 5 do
+      conns[i] = conn()
+      tasks[i] = tide.spawn(function() u:claim(tide.current()) end)
+      u:add(tasks[i], conns[i])
+    end
+    -- nothing has run yet: nothing to release
+    assert.equal(0, u:release())
+    tasks[2]:cancel()
+    tasks[4]:cancel()
+    tide.wait(tasks)
+    assert.equal(2, u:release())
+    for i = 1, 5 do
+      assert.equal(i == 2 or i == 4, conns[i].closed, "connection " .. i)
+    end
+    assert.equal(0, u:release())
+    assert.is_nil(next(u.conns))
+  end)
+
+  it("waits for the scheduler to have run the tasks", function()
+    local u = tide._unclaimed()
+    local first = tide.spawn(function() end)
+    local c1, c2 = conn(), conn()
+    u:add(first, c1)
+    local second = tide.spawn(function() end)
+    second:cancel()
+    u:add(second, c2)
+    -- neither has been through the scheduler yet
+    assert.equal(0, u:release())
+    assert.is_false(c1.closed or c2.closed)
+    tide.sleep(0)
+    -- the first ran without claiming: it ended unclaimed too
+    assert.equal(2, u:release())
+    assert.is_true(c1.closed and c2.closed)
+  end)
+end)
